@@ -1,0 +1,1 @@
+"""backoffice-tasks: the scheduled-task queue and the recurring jobs of the e-shop back office."""

@@ -1,0 +1,1 @@
+"""Invoices (from Shoptet) and bank statements (Comgate payouts). Filled in by the jobs work."""

@@ -1,0 +1,1 @@
+"""Transport boxes and picking-list bookkeeping. Filled in by the jobs work."""

@@ -1,0 +1,63 @@
+"""The one settings object. Every value comes from a `BACKOFFICE_*` environment variable or `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".data")
+
+
+class Settings(BaseSettings):
+    """Configuration of the sidecar, the flows and the CLI (see the README's configuration table)."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKOFFICE_", env_file=".env", extra="ignore")
+
+    # --- the task queue --------------------------------------------------------------------
+    database_url: str = f"sqlite:///{DATA_DIR / 'backoffice.db'}"
+    lock_timeout_seconds: int = Field(600, ge=1)
+    max_lease_seconds: int = Field(3600, ge=1)
+    max_data_bytes: int = Field(256 * 1024, ge=1)
+    max_result_bytes: int = Field(1024 * 1024, ge=1)
+    admin_key: SecretStr | None = None
+    retry_backoff_base_seconds: float = Field(10.0, gt=0)
+    retry_backoff_max_seconds: float = Field(3600.0, gt=0)
+    db_pool_size: int = Field(10, ge=1)
+    db_connect_timeout_seconds: int = Field(5, ge=1)
+
+    # --- external services -----------------------------------------------------------------
+    shoptet_base_url: str = "https://api.myshoptet.com"
+    shoptet_api_token: SecretStr | None = None
+    shoptet_stock_id: int = 1
+    comgate_base_url: str = "https://payments.comgate.cz"
+    comgate_merchant: str | None = None
+    comgate_secret: SecretStr | None = None
+    # The payout account (Comgate's accountCounterparty) that tells a transfer's currency.
+    comgate_payout_account_czk: str = "2800000000/2010"
+    comgate_payout_account_eur: str = "CZ6520100000002900000000"
+
+    # --- warehouse -------------------------------------------------------------------------
+    output_dir: Path = DATA_DIR / "output"
+    printer: str | None = None
+    picking_status_id: int = -2
+    packing_status_id: int = 26
+    check_status_id: int = 35
+
+    # --- reporting and alerts ---------------------------------------------------------------
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "backoffice@localhost"
+    smtp_to: str | None = None
+    alert_webhook_url: str | None = None
+    prefect_ui_url: str | None = None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

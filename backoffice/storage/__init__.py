@@ -1,0 +1,1 @@
+"""The storage layer: every SQL statement of the project lives below this package."""

@@ -1,0 +1,77 @@
+"""What the sidecar's routes share: settings, the engine and the stores built on it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from backoffice.errors import DatabaseUnavailable
+from backoffice.migrate import is_at_head
+from backoffice.settings import Settings
+from backoffice.storage.keys import KeyStore
+from backoffice.storage.tasks import TaskStore
+
+# How often an unmigrated database is looked at again before refusing a request.
+SCHEMA_RECHECK_SECONDS = 2.0
+
+
+@dataclass
+class AppContext:
+    """Built once per process in the app's lifespan."""
+
+    settings: Settings
+    engine: Engine
+    keys: KeyStore
+    tasks: TaskStore
+    _migrated: bool = False
+    _checked_at: float = field(default=0.0)
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine) -> AppContext:
+        """Wire the stores for one engine."""
+        admin = settings.admin_key.get_secret_value() if settings.admin_key else None
+        return cls(
+            settings=settings,
+            engine=engine,
+            keys=KeyStore(engine, admin),
+            tasks=TaskStore(engine, settings),
+        )
+
+    def close(self) -> None:
+        """Stop background helpers (the LISTEN thread on PostgreSQL)."""
+        self.tasks.close()
+
+    def schema_problem(self) -> tuple[str, str] | None:
+        """None when the database answers and is migrated, else (error code, sentence)."""
+        try:
+            if self._migrated:
+                with self.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                return None
+            self._migrated = is_at_head(self.engine)
+        except SQLAlchemyError:
+            return ("database_unavailable", "The database cannot be reached; retry shortly.")
+        if not self._migrated:
+            return (
+                "database_not_migrated",
+                "The database schema is not the newest; run `backoffice db upgrade`.",
+            )
+        return None
+
+    def ensure_migrated(self) -> None:
+        """Refuse to serve (503) while the database is not migrated to the newest schema."""
+        if self._migrated:
+            return
+        now = time.monotonic()
+        if now - self._checked_at < SCHEMA_RECHECK_SECONDS:
+            raise DatabaseUnavailable(
+                "The database schema is not the newest; run `backoffice db upgrade`.",
+                code="database_not_migrated",
+            )
+        self._checked_at = now
+        problem = self.schema_problem()
+        if problem is not None:
+            raise DatabaseUnavailable(problem[1], code=problem[0])

@@ -1,0 +1,62 @@
+"""Dependencies of the routes: the app context and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, APIKeyQuery
+
+from backoffice.errors import Unauthorized
+from backoffice.principals import Principal
+from task_queue_api.context import AppContext
+
+# Declared as security schemes so /docs offers both ways of sending a key.
+_header_key = APIKeyHeader(name="x-functions-key", auto_error=False, description="Function key")
+_query_key = APIKeyQuery(name="code", auto_error=False, description="Function key (query)")
+
+
+def get_context(request: Request) -> AppContext:
+    """The process's AppContext; 503 while the database is not migrated."""
+    ctx: AppContext = request.app.state.ctx
+    ctx.ensure_migrated()
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_principal(
+    request: Request,
+    ctx: ContextDep,
+    header_key: Annotated[str | None, Depends(_header_key)],
+    query_key: Annotated[str | None, Depends(_query_key)],
+) -> Principal:
+    """The caller behind `x-functions-key` (wins) or `?code=`; 401 when missing or unknown."""
+    key = header_key or query_key or request.scope.get("backoffice.session_key")
+    if not key:
+        raise Unauthorized("Send a function key in the x-functions-key header or the code parameter.")
+    principal = ctx.keys.authenticate(key)
+    if principal is None:
+        raise Unauthorized("The function key is unknown or revoked.")
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_operator(principal: PrincipalDep) -> Principal:
+    """The caller, who must be an operator or admin."""
+    principal.require_role("operator")
+    return principal
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    """The caller, who must be an admin."""
+    principal.require_role("admin")
+    return principal
+
+
+OperatorDep = Annotated[Principal, Depends(require_operator)]
+AdminDep = Annotated[Principal, Depends(require_admin)]

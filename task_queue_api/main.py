@@ -1,0 +1,53 @@
+"""The sidecar's app factory: settings → engine → stores, routers, one error handler."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from backoffice.db import create_db_engine
+from backoffice.settings import Settings, get_settings
+from task_queue_api.context import AppContext
+from task_queue_api.errors import install_error_handlers
+from task_queue_api.routes import health, jobs, keys, tasks, transport_boxes
+
+DESCRIPTION = """
+The back office's scheduled-task queue and job control.
+
+Send a function key as the `x-functions-key` header (or the `code` query parameter).
+Consumers lock tasks of their types, then complete or fail them with the lock token they got.
+Every error is `{"error": "<code>", "message": "<what to do>"}`.
+"""
+
+# Long-polling lock calls wait in worker threads; give them room beside ordinary requests.
+THREAD_LIMIT = 200
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the sidecar for `settings` (default: the environment's)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREAD_LIMIT
+        engine = create_db_engine(settings)
+        app.state.ctx = AppContext.build(settings, engine)
+        try:
+            yield
+        finally:
+            app.state.ctx.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="backoffice-tasks sidecar",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, keys, tasks, jobs, transport_boxes):
+        app.include_router(module.router)
+    return app

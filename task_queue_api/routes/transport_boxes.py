@@ -1,0 +1,5 @@
+"""Routes of /api/transport-boxes (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
