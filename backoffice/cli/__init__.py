@@ -1,0 +1,17 @@
+"""The `backoffice` command: one entry point for the sidecar, the database, keys and jobs."""
+
+from __future__ import annotations
+
+import typer
+
+from backoffice.cli import db, keys, server
+
+app = typer.Typer(
+    name="backoffice",
+    help="Back-office task queue and recurring jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
+server.register(app)

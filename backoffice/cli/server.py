@@ -1,0 +1,39 @@
+"""`backoffice api`: the sidecar under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from backoffice.db import is_sqlite
+from backoffice.migrate import upgrade
+from backoffice.settings import get_settings
+
+
+def register(app: typer.Typer) -> None:
+    """Add the server commands to the root command."""
+    app.command()(api)
+
+
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the task-queue sidecar. An embedded SQLite database is migrated first."""
+    settings = get_settings()
+    if is_sqlite(settings.database_url):
+        # The embedded default needs no separate set-up step; PostgreSQL is migrated
+        # explicitly (`backoffice db upgrade`) so several sidecars never race a migration.
+        upgrade(settings.database_url)
+    typer.echo(f"Sidecar: http://{host}:{port}/docs")
+    uvicorn.run(
+        "task_queue_api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
