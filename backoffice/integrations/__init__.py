@@ -1,0 +1,1 @@
+"""Clients of the external services (Shoptet, Comgate) and their credentials."""
