@@ -1,1 +1,85 @@
-"""Invoices (from Shoptet) and bank statements (Comgate payouts). Filled in by the jobs work."""
+"""Invoices (from Shoptet) and bank statements (Comgate payouts).
+
+The invoice part (top) is filled by the Shoptet import; the bank statement part (below) by the
+Comgate import, which marks invoices paid through `var_symbol`, `paid`, `paid_at`, `paid_amount`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backoffice.models.base import Base
+from backoffice.models.types import ExactDecimal, ExactRate, UTCDateTime
+
+# --- invoices (Shoptet import) -------------------------------------------------------------
+
+
+class Invoice(Base):
+    """A Shoptet invoice, upserted by its code; `paid*` belong to the bank matching, not the import."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    var_symbol: Mapped[str | None] = mapped_column(String(20), index=True)
+    order_code: Mapped[str | None] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    creation_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    tax_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    customer_name: Mapped[str | None] = mapped_column(String(255))
+    customer_company: Mapped[str | None] = mapped_column(String(255))
+    billing_method: Mapped[str | None] = mapped_column(String(128))
+    total_with_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+    total_without_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+    total_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+    exchange_rate: Mapped[Decimal] = mapped_column(ExactRate)
+    is_valid: Mapped[bool] = mapped_column(Boolean)
+    paid: Mapped[bool] = mapped_column(Boolean, default=False)
+    paid_at: Mapped[date | None] = mapped_column(Date)
+    paid_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    # SHA-256 of the imported content: a re-import compares this instead of every column and item.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    items: Mapped[list[InvoiceItem]] = relationship(
+        back_populates="invoice", order_by="InvoiceItem.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        # The controlling report and the import read invoices by day and currency.
+        Index("ix_invoices_currency_creation_time", "currency", "creation_time"),
+    )
+
+
+class InvoiceItem(Base):
+    """One line of an invoice (product, shipping, billing fee...), in Shoptet's order."""
+
+    __tablename__ = "invoice_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    item_type: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    variant_name: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    vat_rate: Mapped[Decimal] = mapped_column(ExactDecimal)
+    unit_price_with_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+    price_with_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+    price_without_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+    price_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="items")
+
+    __table_args__ = (UniqueConstraint("invoice_id", "position", name="uq_invoice_items_invoice_position"),)
+
+
+# --- bank statements (Comgate import) ------------------------------------------------------

@@ -59,9 +59,7 @@ class Task(Base):
     updated_by: Mapped[str] = mapped_column(String(128))
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'locked', 'expired', 'completed', 'failed')", name="status"
-        ),
+        CheckConstraint("status IN ('pending', 'locked', 'expired', 'completed', 'failed')", name="status"),
         UniqueConstraint("task_type", "idempotency_key", name="uq_tasks_type_idempotency_key"),
         # The claim index: equality column, then exactly the claim's ORDER BY, only over
         # claimable rows, so finished rows never slow a claim down.

@@ -50,9 +50,7 @@ class KeyStore:
         self.engine = engine
         self._bootstrap_hash = hash_key(bootstrap_admin_key) if bootstrap_admin_key else None
 
-    def create(
-        self, name: str, role: Role, task_types: list[str] | None, actor: str
-    ) -> tuple[KeyInfo, str]:
+    def create(self, name: str, role: Role, task_types: list[str] | None, actor: str) -> tuple[KeyInfo, str]:
         """Store a new key and return it with its plaintext (shown this once only)."""
         plaintext = generate_key()
         now = datetime.now(UTC)
@@ -85,8 +83,13 @@ class KeyStore:
             rows = conn.execute(select(ApiKey).order_by(ApiKey.name)).mappings().all()
         return [
             KeyInfo(
-                r["name"], r["role"], r["task_types"], r["created_at"], r["created_by"],
-                r["revoked"], r["revoked_at"],
+                r["name"],
+                r["role"],
+                r["task_types"],
+                r["created_at"],
+                r["created_by"],
+                r["revoked"],
+                r["revoked_at"],
             )
             for r in rows
         ]

@@ -38,7 +38,7 @@ class TaskRecord:
     updated_by: str
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], now: datetime) -> TaskRecord:
+    def from_row(cls, row: Mapping[Any, Any], now: datetime) -> TaskRecord:
         """Build from a result row; a `locked` row whose lock ran out reads as `expired`."""
         values = {f.name: row[f.name] for f in fields(cls)}
         if values["status"] == "locked" and values["locked_until"] <= now:

@@ -1,5 +1,247 @@
-"""Routes of /api/tasks (being built)."""
+"""The task queue: consumers lock and complete; operators create, change, retry and delete."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import AwareDatetime
+
+from backoffice.errors import ValidationFailed
+from backoffice.principals import Principal
+from backoffice.storage.records import TaskRecord
+from backoffice.storage.task_queries import TaskFilter
+from task_queue_api.context import AppContext
+from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
+from task_queue_api.schemas.errors import error_responses
+from task_queue_api.schemas.tasks import (
+    CompleteBatch,
+    CompleteBatchResponse,
+    CompleteOutcome,
+    CompleteRequest,
+    ExtendRequest,
+    FailRequest,
+    LockedTaskPublic,
+    LockRequest,
+    LockResponse,
+    Status,
+    TaskCreate,
+    TaskEventList,
+    TaskEventPublic,
+    TaskList,
+    TaskPublic,
+    TaskType,
+    TaskTypeList,
+    TaskTypeStats,
+    TaskUpdate,
+)
+
+router = APIRouter(prefix="/api", tags=["tasks"])
+
+ERRORS = error_responses(
+    r401="Missing, unknown or revoked key",
+    r403="Wrong role or task type",
+    r404="No such task",
+    r409="already_completed, lock_lost, task_locked, task_completed or not_retryable",
+    r413="data or result over the size limit",
+    r422="Invalid request",
+    r503="Database unavailable",
+)
+ERRORS_412 = {**ERRORS, **error_responses(r412="The If-Match version is stale")}
+
+
+def _visible_task(ctx: AppContext, principal: Principal, task_id: uuid.UUID) -> TaskRecord:
+    task = ctx.tasks.get(task_id)
+    principal.require_task_type(task.task_type)
+    return task
+
+
+def _check_lease(ctx: AppContext, lease_seconds: int | None) -> None:
+    limit = ctx.settings.max_lease_seconds
+    if lease_seconds is not None and lease_seconds > limit:
+        raise ValidationFailed(f"lease_seconds may be at most {limit}.")
+
+
+@router.post("/tasks/lock", response_model=LockResponse, responses=ERRORS)
+def lock_tasks(body: LockRequest, ctx: ContextDep, principal: PrincipalDep) -> LockResponse:
+    """Get and lock the next tasks of a type (priority, then not_before/creation, then id).
+
+    Each returned task carries a `lock_token`: pass it to complete, fail or extend. No task is
+    handed to two lockers while a lock is valid; a lock that ran out makes the task available
+    again (each lock counts an attempt). With `wait_seconds` the call waits for a task to
+    arrive and returns as soon as one does; an empty `items` means none came.
+    """
+    principal.require_task_type(body.task_type)
+    _check_lease(ctx, body.lease_seconds)
+    tasks = ctx.tasks.lock(body.task_type, principal.name, body.limit, body.lease_seconds, body.wait_seconds)
+    return LockResponse(items=[LockedTaskPublic.of(t) for t in tasks])
+
+
+@router.post("/tasks/complete", response_model=CompleteBatchResponse, responses=ERRORS)
+def complete_batch(body: CompleteBatch, ctx: ContextDep, principal: PrincipalDep) -> CompleteBatchResponse:
+    """Complete several held tasks at once; each item is judged on its own (`ok` or `error`)."""
+    items = [(i.id, i.lock_token, i.result) for i in body.items]
+    forbidden: set[uuid.UUID] = set()
+    if principal.task_types is not None:
+        types = ctx.tasks.task_types_of([i[0] for i in items])
+        forbidden = {i for i, t in types.items() if not principal.may_touch(t)}
+    allowed = [i for i in items if i[0] not in forbidden]
+    outcomes = iter(ctx.tasks.complete_many(allowed, principal.name) if allowed else [])
+    results = [
+        CompleteOutcome(id=i[0], ok=False, error="forbidden")
+        if i[0] in forbidden
+        else CompleteOutcome.model_validate(next(outcomes), from_attributes=True)
+        for i in items
+    ]
+    return CompleteBatchResponse(results=results)
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses=ERRORS)
+def complete_task(
+    task_id: uuid.UUID, body: CompleteRequest, ctx: ContextDep, principal: PrincipalDep
+) -> TaskPublic:
+    """Complete a held task with its result.
+
+    409 `already_completed` says who completed it and when; 409 `lock_lost` means another
+    worker owns the task now. A holder whose lock ran out may still complete as long as
+    nobody re-locked the task.
+    """
+    if principal.task_types is not None:
+        _visible_task(ctx, principal, task_id)
+    return TaskPublic.of(ctx.tasks.complete(task_id, body.lock_token, body.result, principal.name))
+
+
+@router.post("/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS)
+def fail_task(task_id: uuid.UUID, body: FailRequest, ctx: ContextDep, principal: PrincipalDep) -> TaskPublic:
+    """Give a held task back with an error: pending again after an exponential backoff, or
+    `failed` (dead letter) when `retry` is false or its attempts are used up."""
+    _visible_task(ctx, principal, task_id)
+    return TaskPublic.of(ctx.tasks.fail(task_id, body.lock_token, body.error, body.retry, principal.name))
+
+
+@router.post("/tasks/{task_id}/extend", response_model=TaskPublic, responses=ERRORS)
+def extend_lock(
+    task_id: uuid.UUID, body: ExtendRequest, ctx: ContextDep, principal: PrincipalDep
+) -> TaskPublic:
+    """Keep a held lock alive: `locked_until` becomes now + `lease_seconds`."""
+    _check_lease(ctx, body.lease_seconds)
+    _visible_task(ctx, principal, task_id)
+    return TaskPublic.of(ctx.tasks.extend(task_id, body.lock_token, body.lease_seconds, principal.name))
+
+
+@router.post("/tasks", status_code=201, response_model=TaskPublic, responses=ERRORS)
+def create_task(body: TaskCreate, response: Response, ctx: ContextDep, operator: OperatorDep) -> TaskPublic:
+    """Create a task (201). A repeated `idempotency_key` for the same type answers 200 with the
+    existing task and creates nothing."""
+    task, created = ctx.tasks.create(
+        operator.name,
+        body.task_type,
+        body.data,
+        body.priority,
+        body.not_before,
+        body.max_attempts,
+        body.idempotency_key,
+    )
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/tasks/{task.id}"
+    return TaskPublic.of(task)
+
+
+@router.get("/tasks", response_model=TaskList, responses=ERRORS)
+def list_tasks(
+    ctx: ContextDep,
+    principal: PrincipalDep,
+    task_type: TaskType | None = None,
+    status: Status | None = None,
+    created_from: AwareDatetime | None = None,
+    created_to: AwareDatetime | None = None,
+    completed_from: AwareDatetime | None = None,
+    completed_to: AwareDatetime | None = None,
+    created_by: Annotated[str | None, Query(max_length=128)] = None,
+    completed_by: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> TaskList:
+    """Tasks newest first, filtered; follow `next_cursor` for the next page. Date bounds are
+    `from` inclusive, `to` exclusive. Consumers see their own task types only."""
+    if task_type is not None:
+        principal.require_task_type(task_type)
+    filters = TaskFilter(
+        task_type,
+        status,
+        created_from,
+        created_to,
+        completed_from,
+        completed_to,
+        created_by,
+        completed_by,
+        principal.task_types,
+    )
+    items, next_cursor = ctx.tasks.list_tasks(filters, limit, cursor)
+    return TaskList(items=[TaskPublic.of(t) for t in items], next_cursor=next_cursor)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskPublic, responses=ERRORS)
+def get_task(task_id: uuid.UUID, ctx: ContextDep, principal: PrincipalDep) -> TaskPublic:
+    """One task."""
+    return TaskPublic.of(_visible_task(ctx, principal, task_id))
+
+
+@router.patch(
+    "/tasks/{task_id}",
+    response_model=TaskPublic,
+    responses=ERRORS_412,
+)
+def update_task(
+    task_id: uuid.UUID,
+    body: TaskUpdate,
+    ctx: ContextDep,
+    operator: OperatorDep,
+    if_match: Annotated[str | None, Header(max_length=40)] = None,
+) -> TaskPublic:
+    """Change data, priority, not_before or max_attempts. `If-Match: <version>` makes the change
+    conditional (412 when the task moved on). 409 while locked or once completed."""
+    version = None
+    if if_match is not None:
+        raw = if_match.strip().removeprefix("W/").strip('"')
+        if not raw.isdigit():
+            raise ValidationFailed("If-Match must be the task's version number.")
+        version = int(raw)
+    changes = body.model_dump(exclude_unset=True)
+    if "data" in changes and changes["data"] is None:
+        raise ValidationFailed("data must be a JSON object.")
+    return TaskPublic.of(ctx.tasks.update(task_id, operator.name, changes, version))
+
+
+@router.delete("/tasks/{task_id}", status_code=204, response_class=Response, responses=ERRORS)
+def delete_task(task_id: uuid.UUID, ctx: ContextDep, operator: OperatorDep) -> Response:
+    """Delete a task (its audit events stay). 409 `task_locked` while a worker holds it."""
+    ctx.tasks.delete(task_id, operator.name)
+    return Response(status_code=204)
+
+
+@router.post("/tasks/{task_id}/retry", response_model=TaskPublic, responses=ERRORS)
+def retry_task(task_id: uuid.UUID, ctx: ContextDep, operator: OperatorDep) -> TaskPublic:
+    """Put a failed or expired task back to pending with its attempts reset (409 otherwise)."""
+    return TaskPublic.of(ctx.tasks.retry(task_id, operator.name))
+
+
+@router.get("/tasks/{task_id}/events", response_model=TaskEventList, responses=ERRORS)
+def task_events(task_id: uuid.UUID, ctx: ContextDep, principal: PrincipalDep) -> TaskEventList:
+    """A task's audit trail, oldest first; kept after the task is deleted."""
+    if principal.task_types is not None:
+        task = ctx.tasks.find(task_id)
+        task_type = task.task_type if task else ctx.tasks.event_task_type(task_id)
+        if task_type is not None:
+            principal.require_task_type(task_type)
+    events = ctx.tasks.events(task_id)
+    if not events:
+        ctx.tasks.get(task_id)  # 404 for an id that never existed
+    return TaskEventList(items=[TaskEventPublic.of(e) for e in events])
+
+
+@router.get("/task-types", response_model=TaskTypeList, responses=ERRORS)
+def task_types(ctx: ContextDep, principal: PrincipalDep) -> TaskTypeList:
+    """Per task type: counts by status and when the oldest pending task was created."""
+    return TaskTypeList(items=[TaskTypeStats.of(s) for s in ctx.tasks.type_stats(principal.task_types)])
