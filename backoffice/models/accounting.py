@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backoffice.models.base import Base
@@ -83,3 +93,62 @@ class InvoiceItem(Base):
 
 
 # --- bank statements (Comgate import) ------------------------------------------------------
+
+# Comgate row types 1 payment, 2 refund; 3 monthly fee and 4 other fees / chargebacks are "fee" lines.
+STATEMENT_LINE_TYPES = ("payment", "refund", "fee")
+
+
+class BankStatement(Base):
+    """One Comgate payout (transfer) to a payout account; imported once, by its transfer id."""
+
+    __tablename__ = "bank_statements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transfer_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    transfer_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    account: Mapped[str] = mapped_column(String(64))
+    account_outgoing: Mapped[str] = mapped_column(String(64))
+    variable_symbol: Mapped[str] = mapped_column(String(32))
+    # Sums of the lines (Comgate's summary row): confirmed, fees, and what reached the account.
+    total_amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    total_fee: Mapped[Decimal] = mapped_column(ExactDecimal)
+    total_transferred: Mapped[Decimal] = mapped_column(ExactDecimal)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    lines: Mapped[list[BankStatementLine]] = relationship(
+        back_populates="statement", order_by="BankStatementLine.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_bank_statements_date_currency", "transfer_date", "currency"),)
+
+
+class BankStatementLine(Base):
+    """A payment, refund or fee of a payout; a payment is matched to an invoice by variable symbol."""
+
+    __tablename__ = "bank_statement_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("bank_statements.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    line_type: Mapped[str] = mapped_column(String(16))
+    row_type: Mapped[int] = mapped_column(Integer)
+    payment_id: Mapped[str | None] = mapped_column(String(64))
+    ref_id: Mapped[str | None] = mapped_column(String(64))
+    variable_symbol: Mapped[str | None] = mapped_column(String(32), index=True)
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    fee: Mapped[Decimal] = mapped_column(ExactDecimal)
+    transferred: Mapped[Decimal] = mapped_column(ExactDecimal)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    method: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(255))
+    # NULL on a payment = unmatched: stays visible until an invoice with its symbol arrives.
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"), index=True)
+    matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    statement: Mapped[BankStatement] = relationship(back_populates="lines")
+
+    __table_args__ = (
+        UniqueConstraint("statement_id", "position", name="uq_bank_statement_lines_statement_position"),
+        CheckConstraint("line_type IN ('payment', 'refund', 'fee')", name="line_type"),
+    )
