@@ -242,7 +242,7 @@ class ShoptetClient:
         errors = self._errors_of(response)
         if status >= 400 or errors:
             detail = _error_message(errors) or response.text[:200] or response.reason_phrase
-            message = f"Shoptet {method} {path} failed ({status}): {detail}"
+            message = f"Shoptet {method} {path} failed ({status}): {detail.rstrip('.')}"
             kind: type[ShoptetError] = ShoptetError
             if status in (401, 403):
                 kind = ShoptetAuthError
