@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from backoffice.storage.warehouse import Box, TransportBoxStore
 from task_queue_api.deps import ContextDep, OperatorDep
@@ -33,11 +33,15 @@ def _public(box: Box) -> TransportBoxPublic:
 
 
 @router.post("", status_code=201, response_model=TransportBoxPublic)
-def create_box(body: TransportBoxCreate, store: StoreDep, operator: OperatorDep) -> TransportBoxPublic:
+def create_box(
+    body: TransportBoxCreate, store: StoreDep, operator: OperatorDep, response: Response
+) -> TransportBoxPublic:
     """Register a box with its product lines. A box created (or later moved) `Received` is stocked
     into Shoptet by the Finish_Transport job within minutes. 409 `already_exists` for a taken code."""
     items = [(item.product_code, item.amount) for item in body.items]
-    return _public(store.create(body.code, body.state, items, operator.name))
+    box = store.create(body.code, body.state, items, operator.name)
+    response.headers["Location"] = f"{router.prefix}/{box.code}"
+    return _public(box)
 
 
 @router.get("", response_model=TransportBoxList)
