@@ -1,0 +1,68 @@
+"""Flow `import-comgate-payments`: the Comgate payouts of a business day, as bank statements."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.states import State
+
+from backoffice.comgate_import import ImportResult, Payout, check_currency, fetch_payouts, store_payouts
+from backoffice.db import create_db_engine
+from backoffice.integrations.comgate import ComgateClient
+from backoffice.jobs.runtime import business_day, skip_if_disabled
+from backoffice.settings import get_settings
+from backoffice.storage.statements import StatementStore
+
+
+@task(name="fetch-comgate-payouts")
+def fetch(day: date, currency: str) -> list[Payout]:
+    """Read the day's transfers to the currency's payout account and their rows from Comgate."""
+    settings = get_settings()
+    with ComgateClient.from_settings(settings) as client:
+        return fetch_payouts(client, day, currency, settings)
+
+
+@task(name="store-bank-statements")
+def store(payouts: list[Payout], currency: str, day: date) -> ImportResult:
+    """Store new payouts as bank statements and match their payments to invoices."""
+    engine = create_db_engine(get_settings())
+    try:
+        return store_payouts(StatementStore(engine), payouts, currency, day, datetime.now(UTC))
+    finally:
+        engine.dispose()
+
+
+@flow(name="import-comgate-payments")
+def import_comgate_payments(
+    currency: str, day: date | None = None, force: bool = False
+) -> ImportResult | State:
+    """Import the Comgate payouts of `day` (default: the scheduled day before) paid in `currency`.
+
+    Each payout becomes a bank statement with its payments, refunds and fees, stored once by
+    Comgate's transfer id; payments are matched to invoices by variable symbol and mark them paid.
+    Unmatched payments stay listed for a person. A re-run adds nothing.
+    """
+    if (skipped := skip_if_disabled(force)) is not None:
+        return skipped
+    currency = check_currency(currency)
+    the_day = business_day(day)
+    payouts = fetch(the_day, currency)
+    result = store(payouts, currency, the_day)
+    create_table_artifact(
+        key=f"comgate-payments-{currency.lower()}",
+        table=result.table(),
+        description=f"Comgate payouts in {currency} on {the_day.isoformat()}",
+    )
+    get_run_logger().info(
+        "%s %s: %d transfers (%d new), %d lines, %d matched, %d unmatched",
+        the_day,
+        currency,
+        result.transfers,
+        result.new_transfers,
+        result.lines,
+        result.matched,
+        result.unmatched,
+    )
+    return result
