@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.states import State
+from prefect.client.schemas.objects import State
 
 from backoffice.comgate_import import ImportResult, Payout, check_currency, fetch_payouts, store_payouts
 from backoffice.db import create_db_engine
