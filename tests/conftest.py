@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from backoffice.db import create_db_engine, is_sqlite
 from backoffice.migrate import upgrade
@@ -30,11 +30,14 @@ def postgres_server() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_database(postgres_server: str) -> str:
-    """A database of this test worker's own, migrated to head once."""
-    url = pg.recreate_database(postgres_server, f"backoffice_test_{_worker()}")
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A database of this test process's own, migrated to head once, dropped at the end."""
+    # The pid keeps concurrent pytest runs (xdist workers, other checkouts) apart.
+    name = f"backoffice_test_{_worker()}_{os.getpid()}"
+    url = pg.recreate_database(postgres_server, name)
     upgrade(url)
-    return url
+    yield url
+    pg.drop_database(postgres_server, name)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +49,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _truncate_all(engine: Engine) -> None:
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    existing = set(inspect(engine).get_table_names())
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name in existing)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 

@@ -108,3 +108,9 @@ def recreate_database(server: str, name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server: str, name: str) -> None:
+    """Drop database `name` on `server`, closing its connections."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

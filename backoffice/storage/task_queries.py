@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select, text
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from backoffice.errors import NotFound, ValidationFailed
@@ -59,11 +59,15 @@ class TaskQueries:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def find(self, task_id: uuid.UUID) -> TaskRecord | None:
-        """A task, or None."""
+    def find(self, task_id: uuid.UUID, conn: Connection | None = None) -> TaskRecord | None:
+        """A task, or None (read on `conn` when given)."""
         now = datetime.now(UTC)
-        with self.engine.connect() as conn:
-            row = conn.execute(select(Task).where(Task.id == task_id)).mappings().first()
+        query = select(Task).where(Task.id == task_id)
+        if conn is not None:
+            row = conn.execute(query).mappings().first()
+        else:
+            with self.engine.connect() as own:
+                row = own.execute(query).mappings().first()
         return TaskRecord.from_row(row, now) if row else None
 
     def get(self, task_id: uuid.UUID) -> TaskRecord:

@@ -341,11 +341,15 @@ class TaskStore(TaskQueries):
             .first()
         )
         if row is None:
-            raise self._why_not_held(task_id, now)
+            raise self._why_not_held(task_id, now, conn)
         return TaskRecord.from_row(row, now)
 
-    def _why_not_held(self, task_id: uuid.UUID, now: datetime) -> NotFound | Conflict:
-        task = self.find(task_id)
+    def _why_not_held(
+        self, task_id: uuid.UUID, now: datetime, conn: Connection | None = None
+    ) -> NotFound | Conflict:
+        # Inside a transaction, read on its connection: on SQLite a second one would wait
+        # for the write lock this transaction holds.
+        task = self.find(task_id, conn)
         if task is None:
             return NotFound(f"There is no task {task_id}.")
         if task.status == "completed":
