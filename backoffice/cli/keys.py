@@ -33,7 +33,7 @@ def create(
     if role == "consumer" and not task_type:
         raise typer.BadParameter("a consumer key needs at least one --task-type")
     try:
-        info, plaintext = _store().create(name, role, task_type, actor="cli")  # type: ignore[arg-type]
+        info, plaintext = _store().create(name, role, task_type, actor="cli")
     except BackofficeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc

@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("revoked", sa.Boolean(), nullable=False),
         sa.Column("revoked_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('consumer', 'operator', 'admin')", name=op.f("ck_api_keys_role")
-        ),
+        sa.CheckConstraint("role IN ('consumer', 'operator', 'admin')", name=op.f("ck_api_keys_role")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
         sa.UniqueConstraint("name", name=op.f("uq_api_keys_name")),
@@ -86,20 +84,14 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("not_before", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "available_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("available_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
         sa.Column("lock_date", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "locked_until", backoffice.models.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("locked_until", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("locked_by", sa.String(length=128), nullable=True),
         sa.Column("lock_token", sa.Uuid(), nullable=True),
-        sa.Column(
-            "completed_date", backoffice.models.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("completed_date", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("completed_by", sa.String(length=128), nullable=True),
         sa.Column(
             "result",
