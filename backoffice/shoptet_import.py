@@ -1,0 +1,173 @@
+"""Import one day's Shoptet invoices of one currency: fetch, parse to exact decimals, upsert.
+
+Plain functions, tested without Prefect; `flows/import_shoptet_invoices.py` wires them.
+"""
+
+from __future__ import annotations
+
+import re
+import time as clock
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from backoffice.errors import ValidationFailed
+from backoffice.integrations.shoptet import JSONObject, ShoptetClient, ShoptetError, parse_time
+from backoffice.storage.invoices import InvoiceItemRecord, InvoiceRecord, UpsertResult, upsert_invoices
+
+PRAGUE = ZoneInfo("Europe/Prague")
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds per phase of an import."""
+
+    http: float = 0.0
+    parsing: float = 0.0
+    database: float = 0.0
+
+
+@dataclass
+class ImportReport:
+    """What one import did, for the artifact and the benchmark."""
+
+    day: date
+    currency: str
+    fetched: int = 0
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    total_with_vat: Decimal = Decimal(0)
+    total_without_vat: Decimal = Decimal(0)
+    total_vat: Decimal = Decimal(0)
+    timings: Timings = field(default_factory=Timings)
+
+
+def check_currency(currency: str) -> str:
+    """`currency` as an ISO 4217 code (`czk` → `CZK`); anything else is a ValidationFailed."""
+    code = currency.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValidationFailed(f"Currency must be a 3-letter ISO code such as CZK or EUR, got {currency!r}.")
+    return code
+
+
+def day_window(day: date) -> tuple[datetime, datetime]:
+    """The first and last second of `day` in Europe/Prague (23 or 25 hours around DST changes)."""
+    return datetime.combine(day, time(0, 0, 0), PRAGUE), datetime.combine(day, time(23, 59, 59), PRAGUE)
+
+
+def _decimal(value: Any, name: str, default: Decimal | None = None) -> Decimal:
+    if value is None and default is not None:
+        return default
+    try:
+        # Shoptet sends decimal strings; str() also keeps a stray JSON number exact as written.
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ShoptetError(f"Shoptet sent {name}={value!r}, which is not a decimal number.") from None
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value[:10]) if value else None
+
+
+def _var_symbol(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # the API documents varSymbol as a number
+    return str(value)
+
+
+def parse_item(position: int, raw: JSONObject) -> InvoiceItemRecord:
+    """An invoice line from `GET /api/invoices/{code}`'s `items[]`."""
+    price = raw.get("itemPrice") or {}
+    unit = raw.get("unitPrice") or {}
+    return InvoiceItemRecord(
+        position=position,
+        item_type=raw.get("itemType") or "product",
+        code=raw.get("code"),
+        name=raw.get("name") or "",
+        variant_name=raw.get("variantName"),
+        amount=_decimal(raw.get("amount"), "amount"),
+        unit=raw.get("amountUnit"),
+        vat_rate=_decimal(price.get("vatRate"), "vatRate", Decimal(0)),
+        unit_price_with_vat=_decimal(unit.get("withVat"), "unitPrice.withVat", Decimal(0)),
+        price_with_vat=_decimal(price.get("withVat"), "itemPrice.withVat"),
+        price_without_vat=_decimal(price.get("withoutVat"), "itemPrice.withoutVat"),
+        price_vat=_decimal(price.get("vat"), "itemPrice.vat", Decimal(0)),
+    )
+
+
+def parse_invoice(raw: JSONObject) -> InvoiceRecord:
+    """A typed invoice from the detail of `GET /api/invoices/{code}` (exact decimals, UTC-aware times)."""
+    price = raw.get("price") or {}
+    billing = raw.get("billingAddress") or {}
+    method = raw.get("billingMethod") or {}
+    return InvoiceRecord(
+        code=str(raw["code"]),
+        var_symbol=_var_symbol(raw.get("varSymbol")),
+        order_code=raw.get("orderCode"),
+        currency=str(price.get("currencyCode") or ""),
+        creation_time=parse_time(raw["creationTime"]),
+        tax_date=_date(raw.get("taxDate")),
+        due_date=_date(raw.get("dueDate")),
+        customer_name=billing.get("fullName"),
+        customer_company=billing.get("company"),
+        billing_method=method.get("name"),
+        total_with_vat=_decimal(price.get("withVat"), "price.withVat"),
+        total_without_vat=_decimal(price.get("withoutVat"), "price.withoutVat"),
+        total_vat=_decimal(price.get("vat"), "price.vat", Decimal(0)),
+        exchange_rate=_decimal(price.get("exchangeRate"), "price.exchangeRate", Decimal(1)),
+        is_valid=bool(raw.get("isValid", True)),
+        items=tuple(parse_item(n, item) for n, item in enumerate(raw.get("items") or [], start=1)),
+    )
+
+
+def fetch_invoice_details(client: ShoptetClient, day: date, currency: str) -> list[JSONObject]:
+    """Details of the invoices created on `day` (Prague) in `currency`, in list order.
+
+    The API has no currency filter: the list is filtered on `price.currencyCode` before the
+    (costly) detail requests, which run concurrently within the token's connection limit.
+    """
+    start, end = day_window(day)
+    codes = [
+        str(item["code"])
+        for item in client.list_invoices(start, end)
+        if (item.get("price") or {}).get("currencyCode") == currency
+    ]
+    return client.get_invoices(codes)
+
+
+def summarize(report: ImportReport, records: list[InvoiceRecord], result: UpsertResult) -> None:
+    """Fill `report`'s counts and totals; totals cover the valid (not cancelled) invoices of the day."""
+    report.fetched = len(records)
+    report.imported, report.updated, report.unchanged = (
+        len(result.imported),
+        len(result.updated),
+        len(result.unchanged),
+    )
+    valid = [r for r in records if r.is_valid]
+    report.total_with_vat = sum((r.total_with_vat for r in valid), Decimal(0))
+    report.total_without_vat = sum((r.total_without_vat for r in valid), Decimal(0))
+    report.total_vat = sum((r.total_vat for r in valid), Decimal(0))
+
+
+def import_invoices(client: ShoptetClient, engine: Engine, day: date, currency: str) -> ImportReport:
+    """Fetch, parse and upsert the `currency` invoices of `day`; safe to re-run."""
+    currency = check_currency(currency)
+    report = ImportReport(day=day, currency=currency)
+    started = clock.perf_counter()
+    details = fetch_invoice_details(client, day, currency)
+    parsed_at = clock.perf_counter()
+    records = [parse_invoice(raw) for raw in details]
+    stored_at = clock.perf_counter()
+    result = upsert_invoices(engine, records)
+    report.timings = Timings(
+        http=parsed_at - started, parsing=stored_at - parsed_at, database=clock.perf_counter() - stored_at
+    )
+    summarize(report, records, result)
+    return report
