@@ -9,19 +9,20 @@
 Data are deterministic (seeded per day and currency). Payments to `var_symbols` are the ones a test
 expects to match invoices; the generator adds unmatched payments, a refund, per-payment fees, a monthly
 fee on the 1st of a month and now and then a chargeback, and a summary row (typ 5) per transfer.
+`seed_from_invoices` pays the fake Shoptet's invoices (its wire format) the day after they were issued.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import random
-import string
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,92 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-CENT = Decimal("0.01")
-OUTGOING_ACCOUNT = {"CZK": "281481882/0300", "EUR": "CZ8703000000000281481882"}
-CARD_FEE_RATE = Decimal("0.0109")
-BANK_FEE_RATE = Decimal("0.0079")
-MONTHLY_FEE = {"CZK": Decimal("299.00"), "EUR": Decimal("12.00")}
+from backoffice.fakes.comgate_data import FakeRow, FakeTransfer, generate_rows
 
-
-@dataclass(frozen=True)
-class FakeRow:
-    """One row of a fake payout; transferred = confirmed - fee, as in Comgate's statements."""
-
-    row_type: int
-    trans_id: str
-    ref_id: str
-    payer_variable_symbol: str
-    confirmed_amount: Decimal
-    fee: Decimal
-    paid_at: datetime | None  # Prague local time, naive, as Comgate prints it
-    method: str
-    label: str
-
-    @property
-    def transferred_amount(self) -> Decimal:
-        """What reached the merchant's account for this row."""
-        return self.confirmed_amount - self.fee
-
-
-@dataclass
-class FakeTransfer:
-    """One payout with its rows (the summary row is computed when served)."""
-
-    transfer_id: int
-    transfer_date: date
-    currency: str
-    account_counterparty: str
-    variable_symbol: str
-    rows: list[FakeRow] = field(default_factory=list)
-
-    def summary(self) -> FakeRow:
-        """The typ-5 row: sums of the other rows."""
-        return FakeRow(
-            row_type=5,
-            trans_id="",
-            ref_id="",
-            payer_variable_symbol="",
-            confirmed_amount=sum((r.confirmed_amount for r in self.rows), Decimal("0")),
-            fee=sum((r.fee for r in self.rows), Decimal("0")),
-            paid_at=None,
-            method="",
-            label="suma",
-        )
-
-    def list_item(self) -> dict[str, Any]:
-        """This transfer as transferList shows it."""
-        return {
-            "transferId": self.transfer_id,
-            "transferDate": self.transfer_date.isoformat(),
-            "accountCounterparty": self.account_counterparty,
-            "accountOutgoing": OUTGOING_ACCOUNT[self.currency],
-            "variableSymbol": self.variable_symbol,
-        }
-
-    def wire_rows(self, merchant: str) -> list[dict[str, Any]]:
-        """The rows as singleTransfer sends them (Czech column labels, decimal strings)."""
-        return [self._wire(row, merchant) for row in [*self.rows, self.summary()]]
-
-    def _wire(self, row: FakeRow, merchant: str) -> dict[str, Any]:
-        paid = row.paid_at.strftime("%Y-%m-%d %H:%M:%S") if row.paid_at else ""
-        created = (row.paid_at - timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M:%S") if row.paid_at else ""
-        return {
-            "typ": row.row_type,
-            "Merchant": merchant if row.row_type != 5 else "suma",
-            "Datum založení": created,
-            "Datum zaplacení": paid,
-            "Datum převodu": self.transfer_date.isoformat(),
-            "ID ComGate": row.trans_id,
-            "Metoda": row.method,
-            "Produkt": row.label,
-            "Variabilní symbol plátce": row.payer_variable_symbol,
-            "Variabilní symbol převodu": self.variable_symbol,
-            "ID od klienta": row.ref_id,
-            "Měna": self.currency,
-            "Potvrzená částka": f"{row.confirmed_amount:.2f}",
-            "Převedená částka": f"{row.transferred_amount:.2f}",
-            "Poplatek celkem": f"{row.fee:.2f}",
-        }
+DEFAULT_MERCHANT = "fake-merchant"
+DEFAULT_SECRET = "fake-secret"
 
 
 @dataclass
@@ -128,8 +47,8 @@ class FakeComgate:
 
     def __init__(
         self,
-        merchant: str = "fake-merchant",
-        secret: str = "fake-secret",
+        merchant: str = DEFAULT_MERCHANT,
+        secret: str = DEFAULT_SECRET,
         payout_account_czk: str = "2800000000/2010",
         payout_account_eur: str = "CZ6520100000002900000000",
         seed: int = 0,
@@ -185,77 +104,61 @@ class FakeComgate:
         currency: str,
         var_symbols: Sequence[str] = (),
         amounts: Mapping[str, Decimal] | None = None,
+        ref_ids: Mapping[str, str] | None = None,
         unmatched: int = 2,
         refunds: int = 1,
         monthly_fee: bool | None = None,
         chargeback: bool | None = None,
     ) -> FakeTransfer:
-        """A realistic payout of `day`: payments to `var_symbols` (at `amounts` when given) and more."""
+        """A realistic payout of `day`: payments to `var_symbols` (at `amounts` when given) and more.
+
+        `monthly_fee` defaults to "on the 1st", `chargeback` to a 30 % chance (seeded).
+        """
         rng = random.Random(f"{self.seed}-{day.isoformat()}-{currency}")
-        amounts = amounts or {}
-        rows = [self._payment(rng, day, currency, vs, amounts.get(vs)) for vs in var_symbols]
-        rows += [
-            self._payment(rng, day, currency, f"77{rng.randrange(10**7, 10**8)}", None)
-            for _ in range(unmatched)
-        ]
-        for _ in range(refunds):
-            amount = self._price(rng, currency) / 2
-            rows.append(
-                self._row(rng, 2, day, f"66{rng.randrange(10**7, 10**8)}", -amount.quantize(CENT), "0")
-            )
-        if monthly_fee if monthly_fee is not None else day.day == 1:
-            rows.append(
-                self._row(rng, 3, day, "", Decimal("0"), str(MONTHLY_FEE[currency]), "Měsíční poplatek")
-            )
-        if chargeback if chargeback is not None else rng.random() < 0.3:
-            amount = -self._price(rng, currency)
-            rows.append(
-                self._row(rng, 4, day, f"55{rng.randrange(10**7, 10**8)}", amount, "15.00", "Chargeback")
-            )
+        rows = generate_rows(
+            rng,
+            day,
+            currency,
+            var_symbols,
+            amounts or {},
+            ref_ids or {},
+            unmatched,
+            refunds,
+            monthly_fee if monthly_fee is not None else day.day == 1,
+            chargeback if chargeback is not None else rng.random() < 0.3,
+        )
         return self.add_transfer(day, currency, rows)
 
-    # --- generation helpers ----------------------------------------------------------------------
+    def seed_from_invoices(
+        self, invoices: Iterable[Mapping[str, Any]], only_comgate: bool = True
+    ) -> list[FakeTransfer]:
+        """Pay the fake Shoptet's invoices (wire format) by Comgate on the day after their issue.
 
-    @staticmethod
-    def _price(rng: random.Random, currency: str) -> Decimal:
-        if currency == "EUR":
-            return Decimal(rng.randrange(800, 18_000)) / 100
-        return Decimal(rng.randrange(150, 4_000))
-
-    def _payment(
-        self, rng: random.Random, day: date, currency: str, vs: str, amount: Decimal | None
-    ) -> FakeRow:
-        amount = amount if amount is not None else self._price(rng, currency)
-        card = rng.random() < 0.7
-        fee = (amount * (CARD_FEE_RATE if card else BANK_FEE_RATE)).quantize(CENT, ROUND_HALF_UP)
-        method = "Karta online" if card else "Bankovní převod"
-        return self._row(rng, 1, day, vs, amount, str(fee), method)
-
-    def _row(
-        self,
-        rng: random.Random,
-        row_type: int,
-        day: date,
-        vs: str,
-        confirmed: Decimal,
-        fee: str,
-        method: str = "",
-    ) -> FakeRow:
-        paid = datetime.combine(day - timedelta(days=rng.randint(1, 3)), time(rng.randrange(7, 23)))
-        paid += timedelta(minutes=rng.randrange(60), seconds=rng.randrange(60))
-        alphabet = string.ascii_uppercase + string.digits
-        trans_id = "-".join("".join(rng.choices(alphabet, k=4)) for _ in range(3))
-        return FakeRow(
-            row_type=row_type,
-            trans_id=trans_id if row_type in (1, 2, 4) else "",
-            ref_id=f"OBJ{vs}" if vs else "",
-            payer_variable_symbol=vs,
-            confirmed_amount=Decimal(confirmed),
-            fee=Decimal(fee),
-            paid_at=paid if row_type in (1, 2, 4) else None,
-            method=method if row_type == 1 else "",
-            label=method if row_type in (3, 4) else f"Objednávka {vs}" if vs else "",
-        )
+        With `only_comgate` only invoices whose billing method names Comgate are paid; the payout
+        of each (day, currency) also carries unmatched payments, a refund and fees.
+        """
+        groups: dict[tuple[date, str], list[Mapping[str, Any]]] = {}
+        for invoice in invoices:
+            method = str((invoice.get("billingMethod") or {}).get("name", ""))
+            if only_comgate and "comgate" not in method.lower():
+                continue
+            issued = datetime.strptime(str(invoice["creationTime"]), "%Y-%m-%dT%H:%M:%S%z").date()
+            groups.setdefault((issued + timedelta(days=1), invoice["price"]["currencyCode"]), []).append(
+                invoice
+            )
+        transfers = []
+        for (day, currency), paid in sorted(groups.items()):
+            symbols = [str(i["varSymbol"]) for i in paid]
+            transfers.append(
+                self.generate_day(
+                    day,
+                    currency,
+                    var_symbols=symbols,
+                    amounts={str(i["varSymbol"]): Decimal(i["price"]["toPay"]) for i in paid},
+                    ref_ids={str(i["varSymbol"]): str(i["orderCode"]) for i in paid},
+                )
+            )
+        return transfers
 
     # --- the HTTP side ---------------------------------------------------------------------------
 
@@ -308,3 +211,37 @@ class FakeComgate:
 
 def _error(status: int, code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status, headers=dict(headers or {}))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve a fake Comgate: `python -m backoffice.fakes.comgate --port 8082 --seed 1`.
+
+    With `--shoptet-seed` it pays the invoices the fake Shoptet generates with that seed and days.
+    """
+    import uvicorn
+
+    from backoffice.fakes.shoptet import default_days
+    from backoffice.fakes.shoptet_data import generate_invoices
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8082)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--merchant", default=DEFAULT_MERCHANT)
+    parser.add_argument("--secret", default=DEFAULT_SECRET)
+    parser.add_argument("--payout-account-czk", default="2800000000/2010")
+    parser.add_argument("--payout-account-eur", default="CZ6520100000002900000000")
+    parser.add_argument("--shoptet-seed", type=int, default=1)
+    parser.add_argument("--day", type=date.fromisoformat, action="append", help="a day with invoices")
+    parser.add_argument("--invoices-per-day", type=int, default=20)
+    args: Any = parser.parse_args(argv)
+    fake = FakeComgate(
+        args.merchant, args.secret, args.payout_account_czk, args.payout_account_eur, seed=args.seed
+    )
+    days = list(args.day or default_days())
+    fake.seed_from_invoices(generate_invoices(args.shoptet_seed, days, args.invoices_per_day).values())
+    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
