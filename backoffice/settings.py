@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     smtp_to: str | None = None
     alert_webhook_url: str | None = None
     prefect_ui_url: str | None = None
+    session_secret: SecretStr | None = None  # dashboard cookies; else .data/session_secret
 
 
 @lru_cache
