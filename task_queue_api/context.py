@@ -28,6 +28,7 @@ class AppContext:
     tasks: TaskStore
     _migrated: bool = False
     _checked_at: float = field(default=0.0)
+    _problem: tuple[str, str] | None = None
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> AppContext:
@@ -66,12 +67,8 @@ class AppContext:
         if self._migrated:
             return
         now = time.monotonic()
-        if now - self._checked_at < SCHEMA_RECHECK_SECONDS:
-            raise DatabaseUnavailable(
-                "The database schema is not the newest; run `backoffice db upgrade`.",
-                code="database_not_migrated",
-            )
-        self._checked_at = now
-        problem = self.schema_problem()
-        if problem is not None:
-            raise DatabaseUnavailable(problem[1], code=problem[0])
+        if self._problem is None or now - self._checked_at >= SCHEMA_RECHECK_SECONDS:
+            self._checked_at = now
+            self._problem = self.schema_problem()
+        if self._problem is not None:
+            raise DatabaseUnavailable(self._problem[1], code=self._problem[0])
