@@ -15,8 +15,11 @@ from tests.api.conftest import ADMIN
 
 
 def test_admin_creates_lists_and_revokes_keys(client: TestClient, make_key: Any) -> None:
-    response = client.post("/api/keys", json={"name": "export-1", "role": "consumer",
-                                              "task_types": ["EshopExport"]}, headers=ADMIN)
+    response = client.post(
+        "/api/keys",
+        json={"name": "export-1", "role": "consumer", "task_types": ["EshopExport"]},
+        headers=ADMIN,
+    )
     assert response.status_code == 201
     created = response.json()
     assert created["key"].startswith("bok_") and len(created["key"]) > 40
@@ -32,7 +35,9 @@ def test_admin_creates_lists_and_revokes_keys(client: TestClient, make_key: Any)
 
 
 def test_keys_are_stored_hashed(client: TestClient, settings: Settings) -> None:
-    plaintext = client.post("/api/keys", json={"name": "ops", "role": "operator"}, headers=ADMIN).json()["key"]
+    plaintext = client.post("/api/keys", json={"name": "ops", "role": "operator"}, headers=ADMIN).json()[
+        "key"
+    ]
     engine = create_engine(settings.database_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT key_hash FROM api_keys WHERE name = 'ops'")).scalar_one()
@@ -94,7 +99,8 @@ def test_unmigrated_database_is_not_ready_and_api_refuses(tmp_path: Path) -> Non
 
 def test_unreachable_database_is_503_not_a_hang(tmp_path: Path) -> None:
     settings = Settings(
-        database_url="postgresql://postgres@127.0.0.1:1/nowhere", admin_key="k",  # type: ignore[arg-type]
+        database_url="postgresql://postgres@127.0.0.1:1/nowhere",
+        admin_key="k",  # type: ignore[arg-type]
         db_connect_timeout_seconds=2,
     )
     with TestClient(create_app(settings)) as client:

@@ -40,7 +40,9 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 # --- create, idempotency, validation ---------------------------------------------------------
 
 
-def test_create_returns_201_with_location_and_audit_fields(client: TestClient, operator: dict[str, str]) -> None:
+def test_create_returns_201_with_location_and_audit_fields(
+    client: TestClient, operator: dict[str, str]
+) -> None:
     response = client.post("/api/tasks", json={"task_type": TYPE, "data": {"sku": "A1"}}, headers=operator)
     assert response.status_code == 201
     task = response.json()
@@ -94,8 +96,11 @@ def test_malformed_json_is_422(client: TestClient) -> None:
 
 def test_data_over_limit_is_413_and_nothing_is_stored(client: TestClient) -> None:
     big = {"blob": "x" * (256 * 1024)}
-    assert_error(client.post("/api/tasks", json={"task_type": TYPE, "data": big}, headers=ADMIN), 413,
-                 "payload_too_large")
+    assert_error(
+        client.post("/api/tasks", json={"task_type": TYPE, "data": big}, headers=ADMIN),
+        413,
+        "payload_too_large",
+    )
     assert client.get("/api/tasks", headers=ADMIN).json()["items"] == []
 
 
@@ -117,17 +122,20 @@ def test_code_query_parameter_works_and_header_wins(client: TestClient, make_key
     assert client.get("/api/tasks", params={"code": operator}).status_code == 200
     # header (consumer) wins over code (operator): creating is refused
     response = client.post(
-        "/api/tasks", params={"code": operator}, json={"task_type": TYPE}, headers={"x-functions-key": consumer}
+        "/api/tasks",
+        params={"code": operator},
+        json={"task_type": TYPE},
+        headers={"x-functions-key": consumer},
     )
     assert_error(response, 403, "forbidden")
 
 
-def test_consumer_is_limited_to_its_role_and_types(
-    client: TestClient, worker: dict[str, str]
-) -> None:
+def test_consumer_is_limited_to_its_role_and_types(client: TestClient, worker: dict[str, str]) -> None:
     other = create(client, task_type="Payroll")
     assert_error(client.post("/api/tasks", json={"task_type": TYPE}, headers=worker), 403, "forbidden")
-    assert_error(client.post("/api/tasks/lock", json={"task_type": "Payroll"}, headers=worker), 403, "forbidden")
+    assert_error(
+        client.post("/api/tasks/lock", json={"task_type": "Payroll"}, headers=worker), 403, "forbidden"
+    )
     assert_error(client.get(f"/api/tasks/{other['id']}", headers=worker), 403, "forbidden")
     assert_error(client.get("/api/keys", headers=worker), 403, "forbidden")
     mine = create(client)
@@ -203,7 +211,8 @@ def test_complete_then_second_completion_is_409_naming_who_and_when(
     create(client)
     [task] = lock(client, worker)
     done = client.post(
-        f"/api/tasks/{task['id']}/complete", json={"lock_token": task["lock_token"], "result": {"rows": 3}},
+        f"/api/tasks/{task['id']}/complete",
+        json={"lock_token": task["lock_token"], "result": {"rows": 3}},
         headers=worker,
     )
     assert done.status_code == 200
@@ -211,7 +220,9 @@ def test_complete_then_second_completion_is_409_naming_who_and_when(
     assert body["status"] == "completed" and body["result"] == {"rows": 3}
     assert body["completed_by"] == "worker-1" and body["completed_date"]
     again = client.post(
-        f"/api/tasks/{task['id']}/complete", json={"lock_token": task["lock_token"], "result": 1}, headers=worker
+        f"/api/tasks/{task['id']}/complete",
+        json={"lock_token": task["lock_token"], "result": 1},
+        headers=worker,
     )
     error = assert_error(again, 409, "already_completed")
     assert error["completed_by"] == "worker-1"
@@ -258,7 +269,8 @@ def test_expired_holder_may_complete_until_someone_relocks(client: TestClient) -
     time.sleep(1.1)
     assert client.get(f"/api/tasks/{task['id']}", headers=ADMIN).json()["status"] == "expired"
     done = client.post(
-        f"/api/tasks/{task['id']}/complete", json={"lock_token": task["lock_token"], "result": "late"},
+        f"/api/tasks/{task['id']}/complete",
+        json={"lock_token": task["lock_token"], "result": "late"},
         headers=ADMIN,
     )
     assert done.status_code == 200 and done.json()["status"] == "completed"
@@ -292,9 +304,7 @@ def test_batch_completion_judges_each_item(client: TestClient) -> None:
     assert client.get(f"/api/tasks/{b['id']}", headers=ADMIN).json()["status"] == "locked"
 
 
-def test_batch_completion_refuses_other_types_for_a_consumer(
-    client: TestClient, make_key: Any
-) -> None:
+def test_batch_completion_refuses_other_types_for_a_consumer(client: TestClient, make_key: Any) -> None:
     consumer = make_key("c", "consumer", ["Other"])
     create(client)
     [task] = lock(client)
@@ -313,16 +323,22 @@ def test_fail_with_retry_backs_off_then_dead_letters_at_max_attempts(client: Tes
     task = create(client, max_attempts=2)
     [held] = lock(client)
     failed = client.post(
-        f"/api/tasks/{task['id']}/fail", json={"lock_token": held["lock_token"], "error": "boom"}, headers=ADMIN
+        f"/api/tasks/{task['id']}/fail",
+        json={"lock_token": held["lock_token"], "error": "boom"},
+        headers=ADMIN,
     ).json()
     assert failed["status"] == "pending" and failed["last_error"] == "boom"
     assert lock(client) == []  # backing off
     # an operator can pull the backoff forward
-    client.patch(f"/api/tasks/{task['id']}", json={"not_before": datetime.now(UTC).isoformat()}, headers=ADMIN)
+    client.patch(
+        f"/api/tasks/{task['id']}", json={"not_before": datetime.now(UTC).isoformat()}, headers=ADMIN
+    )
     [held] = lock(client)
     assert held["attempts"] == 2
     dead = client.post(
-        f"/api/tasks/{task['id']}/fail", json={"lock_token": held["lock_token"], "error": "again"}, headers=ADMIN
+        f"/api/tasks/{task['id']}/fail",
+        json={"lock_token": held["lock_token"], "error": "again"},
+        headers=ADMIN,
     ).json()
     assert dead["status"] == "failed" and dead["last_error"] == "again"
 
@@ -346,7 +362,8 @@ def test_extend_pushes_locked_until_and_wrong_token_is_lock_lost(client: TestCli
     create(client)
     [held] = lock(client, lease_seconds=30)
     response = client.post(
-        f"/api/tasks/{held['id']}/extend", json={"lock_token": held["lock_token"], "lease_seconds": 3000},
+        f"/api/tasks/{held['id']}/extend",
+        json={"lock_token": held["lock_token"], "lease_seconds": 3000},
         headers=ADMIN,
     )
     assert response.status_code == 200
@@ -359,7 +376,8 @@ def test_extend_pushes_locked_until_and_wrong_token_is_lock_lost(client: TestCli
     )
     assert_error(wrong, 409, "lock_lost")
     too_long = client.post(
-        f"/api/tasks/{held['id']}/extend", json={"lock_token": held["lock_token"], "lease_seconds": 99999},
+        f"/api/tasks/{held['id']}/extend",
+        json={"lock_token": held["lock_token"], "lease_seconds": 99999},
         headers=ADMIN,
     )
     assert_error(too_long, 422, "validation_error")
@@ -369,7 +387,8 @@ def test_retry_resets_a_failed_task_and_refuses_others(client: TestClient, worke
     create(client)
     [held] = lock(client)
     client.post(
-        f"/api/tasks/{held['id']}/fail", json={"lock_token": held["lock_token"], "error": "x", "retry": False},
+        f"/api/tasks/{held['id']}/fail",
+        json={"lock_token": held["lock_token"], "error": "x", "retry": False},
         headers=ADMIN,
     )
     assert_error(client.post(f"/api/tasks/{held['id']}/retry", headers=worker), 403, "forbidden")
@@ -398,7 +417,9 @@ def test_patch_with_if_match(client: TestClient) -> None:
 def test_patch_and_delete_refused_while_locked_or_completed(client: TestClient) -> None:
     create(client)
     [held] = lock(client)
-    assert_error(client.patch(f"/api/tasks/{held['id']}", json={"priority": 1}, headers=ADMIN), 409, "task_locked")
+    assert_error(
+        client.patch(f"/api/tasks/{held['id']}", json={"priority": 1}, headers=ADMIN), 409, "task_locked"
+    )
     assert_error(client.delete(f"/api/tasks/{held['id']}", headers=ADMIN), 409, "task_locked")
     client.post(f"/api/tasks/{held['id']}/complete", json={"lock_token": held["lock_token"]}, headers=ADMIN)
     assert_error(
@@ -450,7 +471,9 @@ def test_list_pages_newest_first_with_filters(client: TestClient, operator: dict
     assert {t["id"] for t in by_ops} == set(ids[1::2])
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert client.get("/api/tasks", params={"created_from": future}, headers=ADMIN).json()["items"] == []
-    assert_error(client.get("/api/tasks", params={"cursor": "garbage!"}, headers=ADMIN), 422, "validation_error")
+    assert_error(
+        client.get("/api/tasks", params={"cursor": "garbage!"}, headers=ADMIN), 422, "validation_error"
+    )
     assert_error(client.get("/api/tasks", params={"status": "weird"}, headers=ADMIN), 422, "validation_error")
     assert_error(client.get("/api/tasks", params={"limit": 501}, headers=ADMIN), 422, "validation_error")
 
@@ -461,15 +484,22 @@ def test_status_filter_and_type_stats_see_expired_locks(client: TestClient) -> N
     create(client, task_type="Other")
     a, b, c = lock(client, limit=3, lease_seconds=1)
     client.post(f"/api/tasks/{a['id']}/complete", json={"lock_token": a["lock_token"]}, headers=ADMIN)
-    client.post(f"/api/tasks/{b['id']}/fail", json={"lock_token": b["lock_token"], "error": "x", "retry": False},
-                headers=ADMIN)
+    client.post(
+        f"/api/tasks/{b['id']}/fail",
+        json={"lock_token": b["lock_token"], "error": "x", "retry": False},
+        headers=ADMIN,
+    )
     time.sleep(1.1)
     expired = client.get("/api/tasks", params={"status": "expired"}, headers=ADMIN).json()["items"]
     assert [t["id"] for t in expired] == [c["id"]]
     stats = {s["task_type"]: s for s in client.get("/api/task-types", headers=ADMIN).json()["items"]}
     eshop = stats[TYPE]
     assert (eshop["pending"], eshop["locked"], eshop["expired"], eshop["completed"], eshop["failed"]) == (
-        1, 0, 1, 1, 1,
+        1,
+        0,
+        1,
+        1,
+        1,
     )
     assert eshop["oldest_pending_at"] is not None
     assert stats["Other"]["pending"] == 1
