@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State
 
 from backoffice.comgate_import import ImportResult, Payout, check_currency, fetch_payouts, store_payouts
@@ -16,7 +18,7 @@ from backoffice.settings import get_settings
 from backoffice.storage.statements import StatementStore
 
 
-@task(name="fetch-comgate-payouts")
+@task(name="fetch-comgate-payouts", cache_policy=NONE)
 def fetch(day: date, currency: str) -> list[Payout]:
     """Read the day's transfers to the currency's payout account and their rows from Comgate."""
     settings = get_settings()
@@ -24,7 +26,7 @@ def fetch(day: date, currency: str) -> list[Payout]:
         return fetch_payouts(client, day, currency, settings)
 
 
-@task(name="store-bank-statements")
+@task(name="store-bank-statements", cache_policy=NONE)
 def store(payouts: list[Payout], currency: str, day: date) -> ImportResult:
     """Store new payouts as bank statements and match their payments to invoices."""
     engine = create_db_engine(get_settings())
@@ -37,7 +39,7 @@ def store(payouts: list[Payout], currency: str, day: date) -> ImportResult:
 @flow(name="import-comgate-payments")
 def import_comgate_payments(
     currency: str, day: date | None = None, force: bool = False
-) -> ImportResult | State:
+) -> ImportResult | State[Any]:
     """Import the Comgate payouts of `day` (default: the scheduled day before) paid in `currency`.
 
     Each payout becomes a bank statement with its payments, refunds and fees, stored once by

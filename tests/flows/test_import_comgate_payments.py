@@ -1,0 +1,171 @@
+"""import-comgate-payments under the Prefect harness, against the fake Comgate over HTTP, on both DBs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from backoffice.comgate_import import ImportResult
+from backoffice.fakes.comgate import FakeComgate
+from backoffice.fakes.shoptet_data import generate_invoices
+from backoffice.models.accounting import BankStatement, BankStatementLine, Invoice
+from backoffice.settings import Settings, get_settings
+from flows.import_comgate_payments import import_comgate_payments
+from tests.servers import serve
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+ISSUED = date(2026, 11, 26)
+DAY = date(2026, 11, 27)  # the payout day: the invoices of ISSUED are paid out then
+
+
+@pytest.fixture
+def shoptet_invoices() -> list[dict[str, Any]]:
+    """The fake Shoptet's invoices of ISSUED (its wire format)."""
+    return list(generate_invoices(5, [ISSUED], 20).values())
+
+
+@pytest.fixture
+def fake(shoptet_invoices: list[dict[str, Any]]) -> FakeComgate:
+    """A fake Comgate paying the fake Shoptet's Comgate invoices on DAY."""
+    fake = FakeComgate(merchant="shop-1", secret="s3cret", seed=11)
+    fake.seed_from_invoices(shoptet_invoices)
+    return fake
+
+
+@pytest.fixture
+def comgate_url(fake: FakeComgate) -> Iterator[str]:
+    """The fake Comgate served on loopback."""
+    with serve(fake.app) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, comgate_url: str, fake: FakeComgate) -> Settings:
+    """Test settings pointing at the fake Comgate with its credentials and payout accounts."""
+    return Settings(
+        database_url=database_url,
+        admin_key="test-admin-key",  # type: ignore[arg-type]
+        output_dir=tmp_path / "output",
+        comgate_base_url=comgate_url,
+        comgate_merchant="shop-1",
+        comgate_secret="s3cret",  # type: ignore[arg-type]
+        comgate_payout_account_czk=fake.accounts["CZK"],
+        comgate_payout_account_eur=fake.accounts["EUR"],
+    )
+
+
+@pytest.fixture
+def invoices(engine: Engine, shoptet_invoices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The fake Shoptet's invoices stored as the Shoptet import stores them, keyed by var symbol."""
+    with engine.begin() as conn:
+        for invoice in shoptet_invoices:
+            price = invoice["price"]
+            conn.execute(
+                insert(Invoice).values(
+                    code=invoice["code"],
+                    var_symbol=str(invoice["varSymbol"]),
+                    order_code=invoice["orderCode"],
+                    currency=price["currencyCode"],
+                    creation_time=datetime.strptime(invoice["creationTime"], "%Y-%m-%dT%H:%M:%S%z"),
+                    total_with_vat=Decimal(price["withVat"]),
+                    total_without_vat=Decimal(price["withoutVat"]),
+                    total_vat=Decimal(price["vat"]),
+                    exchange_rate=Decimal(price["exchangeRate"]),
+                    is_valid=invoice["isValid"],
+                    paid=False,
+                    content_hash="0" * 64,
+                    imported_at=datetime.now().astimezone(),
+                    updated_at=datetime.now().astimezone(),
+                )
+            )
+    return {str(i["varSymbol"]): i for i in shoptet_invoices}
+
+
+def counts(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(BankStatement)).scalar_one(),
+            conn.execute(select(func.count()).select_from(BankStatementLine)).scalar_one(),
+        )
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_import_matches_the_fake_and_a_rerun_adds_nothing(
+    engine: Engine, fake: FakeComgate, invoices: dict[str, dict[str, Any]]
+) -> None:
+    transfer = fake.transfers_on(DAY, "CZK")[0]
+    paid_symbols = {r.payer_variable_symbol for r in transfer.rows if r.payer_variable_symbol in invoices}
+    assert paid_symbols, "the fake Shoptet data should contain Comgate-paid CZK invoices"
+
+    result = import_comgate_payments("CZK", DAY)
+
+    assert isinstance(result, ImportResult)
+    assert (result.transfers, result.new_transfers, result.lines) == (1, 1, len(transfer.rows))
+    assert result.matched == len(paid_symbols)
+    assert result.unmatched == sum(1 for r in transfer.rows if r.row_type == 1) - len(paid_symbols)
+    assert result.fees == transfer.summary().fee
+    with engine.connect() as conn:
+        statement = conn.execute(select(BankStatement)).one()
+        lines = conn.execute(select(BankStatementLine).order_by(BankStatementLine.position)).all()
+        paid = {
+            row.var_symbol: row for row in conn.execute(select(Invoice).where(Invoice.paid.is_(True))).all()
+        }
+    assert statement.transfer_id == transfer.transfer_id
+    assert statement.total_transferred == transfer.summary().transferred_amount
+    assert [(line.amount, line.fee, line.payment_id or "") for line in lines] == [
+        (r.confirmed_amount, r.fee, r.trans_id) for r in transfer.rows
+    ]
+    assert set(paid) == paid_symbols
+    for vs in paid_symbols:
+        assert paid[vs].paid_amount == Decimal(invoices[vs]["price"]["toPay"])
+
+    before = counts(engine)
+    again = import_comgate_payments("CZK", DAY)
+    assert isinstance(again, ImportResult)
+    assert (again.new_transfers, again.new_lines, again.matched_now) == (0, 0, 0)
+    assert counts(engine) == before
+
+
+@pytest.mark.usefixtures("use_settings", "invoices")
+def test_429_and_5xx_are_retried_and_the_import_succeeds(engine: Engine, fake: FakeComgate) -> None:
+    fake.fail_next(429, retry_after=1)
+    fake.fail_next(503, times=2)
+
+    result = import_comgate_payments("EUR", DAY)
+
+    assert isinstance(result, ImportResult)
+    assert result.transfers == 1
+    statuses = [status for _, status in fake.requests]
+    assert statuses[:4] == [429, 503, 503, 200]
+    assert counts(engine)[1] == len(fake.transfers_on(DAY, "EUR")[0].rows)
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_a_missing_credential_fails_at_once_naming_it(
+    fake: FakeComgate, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BACKOFFICE_COMGATE_MERCHANT")
+    get_settings.cache_clear()
+
+    state = import_comgate_payments("CZK", DAY, return_state=True)
+
+    assert state.is_failed()
+    assert "BACKOFFICE_COMGATE_MERCHANT" in str(state.message)
+    assert fake.requests == []
+    assert counts(engine) == (0, 0)
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_an_unknown_currency_is_refused(fake: FakeComgate) -> None:
+    state = import_comgate_payments("USD", DAY, return_state=True)
+
+    assert state.is_failed()
+    assert "Unknown currency 'USD'" in str(state.message)
+    assert fake.requests == []
