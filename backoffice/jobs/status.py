@@ -1,0 +1,167 @@
+"""What `GET /api/jobs`, `backoffice jobs list` and the dashboard show per job."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterId,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.sorting import FlowRunSort
+
+from backoffice.jobs.catalog import Catalog, Job
+from backoffice.jobs.prefect_api import read_deployments
+from backoffice.storage.jobs import JobRecord
+
+Health = Literal["ok", "failed", "late", "disabled"]
+# A waiting run this much past its time counts as late (the worker polls every few seconds).
+LATE_AFTER = timedelta(minutes=2)
+_FAILED = {StateType.FAILED, StateType.CRASHED}
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The most recent run that started."""
+
+    flow_run_id: UUID
+    name: str
+    state: str
+    state_type: str
+    start: datetime | None
+    end: datetime | None
+    duration_seconds: float | None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job: its declaration, its Enabled record and what Prefect says about its runs."""
+
+    id: str
+    flow: str
+    cron: str
+    timezone: str
+    parameters: dict[str, object]
+    enabled: bool
+    changed_at: datetime | None
+    changed_by: str | None
+    deployment_id: UUID | None
+    next_run_at: datetime | None
+    last_run: LastRun | None
+    running_now: bool
+    health: Health
+
+
+def _last_run(run: FlowRun | None) -> LastRun | None:
+    if run is None:
+        return None
+    duration = None
+    if run.start_time and run.end_time:
+        duration = (run.end_time - run.start_time).total_seconds()
+    return LastRun(
+        flow_run_id=run.id,
+        name=run.name,
+        state=run.state_name or (run.state.name if run.state and run.state.name else "Unknown"),
+        state_type=run.state_type.value if run.state_type else "UNKNOWN",
+        start=run.start_time,
+        end=run.end_time,
+        duration_seconds=duration,
+    )
+
+
+def health_of(
+    enabled: bool, deployed: bool, last: FlowRun | None, waiting: FlowRun | None, now: datetime
+) -> Health:
+    """disabled > failed (last run failed or crashed) > late (a run overdue, or not deployed) > ok."""
+    if not enabled:
+        return "disabled"
+    if last is not None and last.state_type in _FAILED:
+        return "failed"
+    if not deployed:
+        return "late"
+    if waiting is not None and waiting.expected_start_time and waiting.expected_start_time < now - LATE_AFTER:
+        return "late"
+    return "ok"
+
+
+def _runs_filter(deployment_id: UUID, **criteria: object) -> FlowRunFilter:
+    return FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]), **criteria)
+
+
+async def _job_status(
+    client: PrefectClient,
+    job: Job,
+    record: JobRecord,
+    deployment: DeploymentResponse | None,
+    flow_names: dict[UUID, str],
+    now: datetime,
+) -> JobStatus:
+    waiting = last = None
+    running = 0
+    if deployment is not None:
+        scheduled = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+        started = FlowRunFilterStartTime(is_null_=False)
+        runs_now = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+        next_runs, last_runs, running = await asyncio.gather(
+            client.read_flow_runs(
+                flow_run_filter=_runs_filter(deployment.id, state=scheduled),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=1,
+            ),
+            client.read_flow_runs(
+                flow_run_filter=_runs_filter(deployment.id, start_time=started),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=1,
+            ),
+            client.count_flow_runs(flow_run_filter=_runs_filter(deployment.id, state=runs_now)),
+        )
+        waiting = next_runs[0] if next_runs else None
+        last = last_runs[0] if last_runs else None
+    return JobStatus(
+        id=job.id,
+        flow=flow_names.get(deployment.flow_id, job.function) if deployment else job.function,
+        cron=job.cron,
+        timezone=job.timezone,
+        parameters=dict(job.parameters),
+        enabled=record.enabled,
+        changed_at=record.changed_at,
+        changed_by=record.changed_by,
+        deployment_id=deployment.id if deployment else None,
+        next_run_at=waiting.expected_start_time if waiting else None,
+        last_run=_last_run(last),
+        running_now=running > 0,
+        health=health_of(record.enabled, deployment is not None, last, waiting, now),
+    )
+
+
+async def job_statuses(
+    client: PrefectClient, catalog: Catalog, records: dict[str, JobRecord], now: datetime | None = None
+) -> list[JobStatus]:
+    """The status of every job of the catalog, in catalog order."""
+    now = now or datetime.now(UTC)
+    deployments = await read_deployments(client, catalog.ids)
+    flow_ids = list({d.flow_id for d in deployments.values()})
+    flows = (
+        await client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids))) if flow_ids else []
+    )
+    flow_names = {f.id: f.name for f in flows}
+    return list(
+        await asyncio.gather(
+            *(
+                _job_status(client, job, records[job.id], deployments.get(job.id), flow_names, now)
+                for job in catalog.jobs
+            )
+        )
+    )
