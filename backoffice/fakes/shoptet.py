@@ -150,28 +150,29 @@ class FakeShoptet:
             await self._router(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        status = 0
+        recorded = False
 
         async def recording_send(message: Message) -> None:
-            nonlocal status
+            nonlocal recorded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                # Recorded before the answer leaves, so a test sees it as soon as its client does.
+                self.state.requests.append(RequestRecord(method, path, message["status"]))
+                recorded = True
             await send(message)
 
         token = dict(scope["headers"]).get(TOKEN_HEADER, b"").decode()
         try:
             if not token:
-                await error_response(401, "missing-token", "Missing Shoptet-Private-API-Token.")(
-                    scope, receive, recording_send
-                )
+                response = error_response(401, "missing-token", "Missing Shoptet-Private-API-Token.")
+                await response(scope, receive, recording_send)
             elif token not in self.state.tokens:
-                await error_response(403, "invalid-token", "Invalid access token.")(
-                    scope, receive, recording_send
-                )
+                response = error_response(403, "invalid-token", "Invalid access token.")
+                await response(scope, receive, recording_send)
             else:
                 await self._limited(token, method, path, scope, receive, recording_send)
         finally:
-            self.state.requests.append(RequestRecord(method, path, status))
+            if not recorded:
+                self.state.requests.append(RequestRecord(method, path, 500))
 
     async def _limited(
         self, token: str, method: str, path: str, scope: Scope, receive: Receive, send: Send

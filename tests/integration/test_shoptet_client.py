@@ -1,0 +1,155 @@
+"""The Shoptet client against the fake Shoptet over real HTTP: limits, retries, errors, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.integrations.shoptet import (
+    ShoptetAuthError,
+    ShoptetClient,
+    ShoptetError,
+    ShoptetNotFound,
+    ShoptetOutcomeUnknown,
+    ShoptetUnavailable,
+)
+from tests.servers import serve
+
+DAY = date(2024, 5, 6)
+PRAGUE = ZoneInfo("Europe/Prague")
+START, END = datetime.combine(DAY, time(0), PRAGUE), datetime.combine(DAY, time(23, 59, 59), PRAGUE)
+
+
+@pytest.fixture
+def fake() -> FakeShoptet:
+    """A fake Shoptet with 120 invoices on each of three days."""
+    return FakeShoptet(9, days=[date(2024, 5, 5), DAY, date(2024, 5, 7)], invoices_per_day=120)
+
+
+@pytest.fixture
+def base_url(fake: FakeShoptet) -> Iterator[str]:
+    """The fake served over HTTP on loopback."""
+    with serve(fake.app) as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[ShoptetClient]:
+    """A client with fast backoff, so retry tests stay short."""
+    with ShoptetClient(base_url, DEFAULT_TOKEN, backoff_base=0.01, max_attempts=4) as client:
+        yield client
+
+
+def test_listing_pages_through_everything_of_the_day(client: ShoptetClient, fake: FakeShoptet) -> None:
+    listed = list(client.list_invoices(START, END))
+    assert [i["code"] for i in listed] == [i["code"] for i in fake.invoices_between(START, END)]
+    assert len(listed) == 120
+    assert fake.state.count("GET", "/api/invoices") == 3  # 50 + 50 + 20
+
+
+def test_plus_in_times_is_url_encoded(base_url: str) -> None:
+    # The fake, like Shoptet, reads an unencoded '+' as a space and refuses the time.
+    raw = httpx.get(
+        f"{base_url}/api/invoices?creationTimeFrom=2024-05-06T00:00:00+0200",
+        headers={"Shoptet-Private-API-Token": DEFAULT_TOKEN},
+    )
+    assert raw.status_code == 400
+    assert raw.json()["errors"][0]["errorCode"] == "invalid-request-data"
+
+
+def test_5xx_and_429_are_retried(client: ShoptetClient, fake: FakeShoptet) -> None:
+    code = next(iter(fake.state.invoices))
+    fake.fail_next("/api/invoices/", 503, times=2)
+    fake.fail_next("/api/invoices/", 429, times=1, retry_after=0)
+    assert client.get_invoice(code)["code"] == code
+    assert fake.state.count("GET", "/api/invoices/", 503) == 2
+    assert fake.state.count("GET", "/api/invoices/", 429) == 1
+    assert client.stats.retries == 3
+
+
+def test_retries_are_bounded(client: ShoptetClient, fake: FakeShoptet) -> None:
+    fake.fail_next("/api/invoices", 502, times=10)
+    with pytest.raises(ShoptetUnavailable, match="after 4 attempts"):
+        list(client.list_invoices(START, END))
+    assert fake.state.count("GET", "/api/invoices", 502) == 4
+
+
+def test_unreachable_shoptet_is_unavailable() -> None:
+    unreachable = ShoptetClient("http://127.0.0.1:9", "t", backoff_base=0.01, max_attempts=2)
+    with unreachable as client, pytest.raises(ShoptetUnavailable, match="unreachable after 2 attempts"):
+        client.get_invoice("x")
+
+
+def test_error_bodies_become_clear_errors(client: ShoptetClient) -> None:
+    with pytest.raises(ShoptetNotFound, match="invoice-not-found") as caught:
+        client.get_invoice("0000000000")
+    assert caught.value.http_status == 404
+    assert caught.value.errors[0]["errorCode"] == "invoice-not-found"
+    with pytest.raises(ShoptetError, match="invalid-request-data: Unknown statusId 999"):
+        client.set_order_status(next(iter(client.list_orders(-2)))["code"], 999)
+
+
+def test_a_wrong_token_names_the_setting(base_url: str) -> None:
+    with ShoptetClient(base_url, "wrong") as client, pytest.raises(ShoptetAuthError) as caught:
+        client.get_invoice("x")
+    assert caught.value.http_status == 403
+    assert "BACKOFFICE_SHOPTET_API_TOKEN" in str(caught.value)
+
+
+def test_never_more_than_three_connections(fake: FakeShoptet, client: ShoptetClient) -> None:
+    fake.latency = 0.02  # long enough for concurrent requests to overlap in the fake
+    codes = [i["code"] for i in fake.invoices_between(START, END)][:30]
+    details = client.get_invoices(codes)
+    assert [d["code"] for d in details] == codes
+    assert fake.state.max_concurrency_seen == 3
+    assert fake.state.count("GET", "/api/invoices/", 429) == 0
+
+
+def test_the_fake_refuses_a_fourth_concurrent_connection(fake: FakeShoptet, base_url: str) -> None:
+    fake.latency = 0.3
+    code = next(iter(fake.state.invoices))
+    headers = {"Shoptet-Private-API-Token": DEFAULT_TOKEN}
+    with (
+        httpx.Client(base_url=base_url, headers=headers, limits=httpx.Limits(max_connections=5)) as raw,
+        ThreadPoolExecutor(5) as pool,
+    ):
+        statuses = sorted(pool.map(lambda _: raw.get(f"/api/invoices/{code}").status_code, range(5)))
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+def test_order_status_and_stock_movement(client: ShoptetClient, fake: FakeShoptet) -> None:
+    order = client.get_order(next(iter(client.list_orders(-2)))["code"])
+    assert "notes" in order and all("stockLocation" in i for i in order["items"])
+    client.set_order_status(order["code"], 26)
+    assert fake.state.orders[order["code"]]["status"]["id"] == 26
+    product = next(i["code"] for i in order["items"] if i["itemType"] == "product")
+    before = fake.state.stock[1][product]
+    client.stock_movement(1, product, 3)
+    assert fake.state.stock[1][product] == before + 3
+    assert [(m.product_code, m.amount_change) for m in fake.state.stock_ledger] == [(product, 3)]
+
+
+def test_a_stock_movement_is_not_repeated_after_a_5xx(client: ShoptetClient, fake: FakeShoptet) -> None:
+    fake.fail_next("/api/stocks", 500)
+    with pytest.raises(ShoptetOutcomeUnknown):
+        client.stock_movement(1, next(iter(fake.state.stock[1])), 1)
+    assert fake.state.count("PATCH", "/api/stocks") == 1
+
+
+def test_a_stock_movement_is_retried_after_429(client: ShoptetClient, fake: FakeShoptet) -> None:
+    fake.fail_next("/api/stocks", 429, retry_after=0)
+    client.stock_movement(1, next(iter(fake.state.stock[1])), 1)
+    assert len(fake.state.stock_ledger) == 1
+
+
+def test_a_late_stock_answer_is_an_unknown_outcome(base_url: str, fake: FakeShoptet) -> None:
+    fake.delay_next("/api/stocks", 1.0)
+    with ShoptetClient(base_url, DEFAULT_TOKEN, timeout=0.2) as client, pytest.raises(ShoptetOutcomeUnknown):
+        client.stock_movement(1, next(iter(fake.state.stock[1])), 2)
+    assert fake.state.count("PATCH", "/api/stocks") <= 1  # sent once, never repeated
