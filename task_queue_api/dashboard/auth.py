@@ -1,0 +1,91 @@
+"""The dashboard's dependencies: the signed-in session, and the CSRF check of state changes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from backoffice.storage.session_keys import live_key
+from task_queue_api.dashboard.sessions import SESSION_COOKIE, Session, SessionSigner, load_secret
+from task_queue_api.dashboard.views import error_page
+from task_queue_api.deps import ContextDep
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+# Sent by dashboard.js when it polls a fragment: answer 401 instead of redirecting to sign-in.
+FRAGMENT_HEADER = "x-fragment"
+
+
+class SignInRequired(Exception):
+    """No valid session: the browser is sent to the sign-in page."""
+
+
+class CsrfRejected(Exception):
+    """A state-changing request without the right CSRF token."""
+
+
+def get_signer(request: Request) -> SessionSigner:
+    """The app's signer, built on first use (that is when `.data/session_secret` may be created)."""
+    signer: SessionSigner | None = getattr(request.app.state, "dashboard_signer", None)
+    if signer is None:
+        signer = SessionSigner(load_secret(request.app.state.ctx.settings))
+        request.app.state.dashboard_signer = signer
+    return signer
+
+
+SignerDep = Annotated[SessionSigner, Depends(get_signer)]
+
+
+def get_session(request: Request, ctx: ContextDep, signer: SignerDep) -> Session:
+    """The signed-in operator; SignInRequired when the cookie is missing, stale or revoked."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    name = SessionSigner.name_of(cookie) if cookie else None
+    if cookie is None or name is None:
+        raise SignInRequired
+    admin = ctx.settings.admin_key.get_secret_value() if ctx.settings.admin_key else None
+    key = live_key(ctx.engine, name, admin)
+    # The role is read afresh: a key demoted since sign-in loses the dashboard at once.
+    if key is None or not signer.verify(cookie, key.key_hash) or key.principal.role == "consumer":
+        raise SignInRequired
+    session = Session(key.principal, cookie)
+    request.state.dashboard_session = session
+    request.state.principal = key.principal
+    request.state.csrf_token = signer.csrf_token(cookie)
+    return session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def checked_session(request: Request, session: SessionDep, signer: SignerDep) -> Session:
+    """The session of a state-changing request whose CSRF token matches; CsrfRejected otherwise."""
+    form = await request.form()
+    token = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not isinstance(token, str) or not signer.check_csrf(session.cookie, token):
+        raise CsrfRejected
+    return session
+
+
+CheckedSessionDep = Annotated[Session, Depends(checked_session)]
+
+
+def install_auth_handlers(app: FastAPI) -> None:
+    """Turn SignInRequired into a redirect (401 for polled fragments), CsrfRejected into a 403 page."""
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, _: SignInRequired) -> Response:
+        if request.headers.get(FRAGMENT_HEADER):
+            return HTMLResponse("<p>Signed out.</p>", status_code=401)
+        return RedirectResponse("/signin", status_code=303)
+
+    @app.exception_handler(CsrfRejected)
+    async def _csrf(request: Request, _: CsrfRejected) -> Response:
+        return error_page(
+            request,
+            403,
+            "csrf_failed",
+            "The form's security token is missing or does not match your session; "
+            "reload the page and try again.",
+        )

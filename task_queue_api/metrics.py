@@ -1,0 +1,209 @@
+"""`GET /metrics` in the Prometheus text format (prometheus-client).
+
+What is counted where, and why:
+
+- Task gauges (`backoffice_tasks{task_type,status}`, `backoffice_task_oldest_pending_age_seconds`)
+  are read from the database at scrape time (TaskStore.type_stats, the same read as
+  `GET /api/task-types`), so every sidecar process reports the same system-wide numbers.
+- The lock/completion/failure/lock-expiry counters are the totals of the matching audit events in
+  `task_events` (`locked`, `completed`, `failed`, `lock_expired`), not in-process counters. The
+  queue is served by several processes (uvicorn workers, several sidecars, the CLI) and a scrape
+  reaches one of them; in-process counters would each see a slice and restart at zero. The audit
+  table is written in the same transaction as every change and never loses rows, so these totals
+  are exact, monotonic across restarts and equal whichever process answers. They are read
+  incrementally (backoffice/storage/event_counts.py). A batch lock of n tasks counts n locks;
+  `failed` counts every fail call (retried or dead-lettered) and every dead-letter by the sweeper.
+- The HTTP request duration histogram is the one in-process metric (durations exist only in the
+  process that served the request); its `route` label is the route template
+  (`/api/tasks/{task_id}`), never the raw path, and `unmatched` for paths no route matched.
+- Per job (`backoffice_job_*`): read from Prefect at scrape time through the jobs status module
+  (the code behind `GET /api/jobs`). When Prefect or the database is unreachable the scrape still
+  answers, with `backoffice_prefect_up 0` / `backoffice_database_up 0` and without those series.
+
+`/metrics` needs no key, like `/healthz`: it shows counts and names, no task data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backoffice.errors import BackofficeError
+from backoffice.storage.event_counts import EventCounts
+from backoffice.storage.records import TypeStats
+from task_queue_api.context import AppContext
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("pending", "locked", "expired", "completed", "failed")
+EVENT_COUNTERS = {
+    "locked": ("backoffice_task_locks", "Tasks handed to a locker (each task of a batch lock counts)."),
+    "completed": ("backoffice_task_completions", "Tasks completed."),
+    "failed": ("backoffice_task_failures", "Failures reported by workers, and dead-letters by lock expiry."),
+    "lock_expired": ("backoffice_task_lock_expiries", "Locks that ran out and were swept."),
+}
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+router = APIRouter(tags=["health"])
+
+
+def new_request_histogram() -> Histogram:
+    """The request duration histogram of one app (not in the global registry: tests build many apps)."""
+    return Histogram(
+        "backoffice_http_request_duration_seconds",
+        "Time to answer an HTTP request, by method, route template and status code.",
+        ["method", "route", "status"],
+        buckets=DURATION_BUCKETS,
+        registry=None,
+    )
+
+
+class RequestTimer:
+    """ASGI middleware observing each request's duration under its route template."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router stores the matched route in the scope: its path is the template.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.histogram.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
+
+
+@dataclass
+class Snapshot:
+    """Everything one scrape reports besides the histogram, read before rendering."""
+
+    database_up: bool = True
+    stats: list[TypeStats] = field(default_factory=list)
+    events: dict[str, int] = field(default_factory=dict)
+    prefect_up: bool | None = None
+    jobs: list[Any] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class SnapshotCollector(Collector):
+    """Turns a Snapshot into metric families."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        s = self.snapshot
+        yield _gauge(
+            "backoffice_database_up", "1 when the database answered this scrape.", int(s.database_up)
+        )
+        if s.database_up:
+            yield from _task_metrics(s)
+        if s.prefect_up is not None:
+            yield _gauge(
+                "backoffice_prefect_up", "1 when the Prefect API answered this scrape.", int(s.prefect_up)
+            )
+        yield from job_metrics(s.jobs, s.now)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _task_metrics(s: Snapshot) -> Iterator[Metric]:
+    tasks = GaugeMetricFamily(
+        "backoffice_tasks",
+        "Tasks by type and status (expired: the lock ran out).",
+        labels=["task_type", "status"],
+    )
+    age = GaugeMetricFamily(
+        "backoffice_task_oldest_pending_age_seconds",
+        "Age of the oldest pending task per type (0 when none is pending).",
+        labels=["task_type"],
+    )
+    for st in s.stats:
+        for status in STATUSES:
+            tasks.add_metric([st.task_type, status], getattr(st, status))
+        oldest = st.oldest_pending_at
+        age.add_metric([st.task_type], max((s.now - oldest).total_seconds(), 0.0) if oldest else 0.0)
+    yield tasks
+    yield age
+    for event, (name, doc) in EVENT_COUNTERS.items():
+        yield CounterMetricFamily(name, doc, value=s.events.get(event, 0))
+
+
+def job_metrics(jobs: list[Any], now: datetime) -> Iterator[Metric]:
+    """Per-job gauges (filled in once the jobs status module lands)."""
+    return iter(())
+
+
+def _event_counts(app: FastAPI, ctx: AppContext) -> EventCounts:
+    counts: EventCounts | None = getattr(app.state, "event_counts", None)
+    if counts is None or counts.engine is not ctx.engine:
+        counts = EventCounts(ctx.engine)
+        app.state.event_counts = counts
+    return counts
+
+
+def read_queue(app: FastAPI, snapshot: Snapshot) -> None:
+    """Fill the task part of a snapshot (blocking: run it in a thread)."""
+    ctx: AppContext = app.state.ctx
+    try:
+        snapshot.stats = ctx.tasks.type_stats()
+        snapshot.events = _event_counts(app, ctx).totals()
+    except (SQLAlchemyError, BackofficeError) as exc:
+        log.warning("metrics: database unavailable (%s)", type(exc).__name__)
+        snapshot.database_up = False
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: tasks, queue counters, request durations, jobs (no key needed)."""
+    import anyio.to_thread
+
+    app: FastAPI = request.app
+    snapshot = Snapshot()
+    await anyio.to_thread.run_sync(read_queue, app, snapshot)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(app.state.request_histogram)
+    registry.register(SnapshotCollector(snapshot))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_metrics(app: FastAPI) -> None:
+    """Time every request and serve `/metrics`."""
+    # The *_created series double every histogram line and no dashboard of ours reads them.
+    disable_created_metrics()
+    app.state.request_histogram = new_request_histogram()
+    app.add_middleware(RequestTimer, histogram=app.state.request_histogram)
+    app.include_router(router)
