@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from backoffice.cli import db, keys, server
+from backoffice.cli import db, deploy, jobs, keys, run, server
 
 app = typer.Typer(
     name="backoffice",
@@ -15,3 +15,6 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 server.register(app)
+app.add_typer(jobs.app, name="jobs")
+deploy.register(app)
+run.register(app)

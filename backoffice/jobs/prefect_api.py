@@ -25,10 +25,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.sorting import FlowRunSort
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import get_current_settings
 
-from backoffice.errors import PrefectUnavailable
+from backoffice.errors import Conflict, PrefectUnavailable
 
 # Short enough that a sidecar request never hangs on a dead Prefect, long enough for a busy one.
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -63,9 +63,18 @@ async def prefect_client() -> AsyncIterator[PrefectClient]:
         ) from exc
     except PrefectHTTPStatusError as exc:
         if exc.response.status_code < 500:
-            raise
+            raise Conflict(
+                f"Prefect refused the change ({exc.response.status_code}: {prefect_error_detail(exc)}); "
+                "if a deployment was removed meanwhile, run `backoffice deploy`.",
+                code="prefect_rejected",
+            ) from exc
         raise PrefectUnavailable(
             f"The Prefect API at {url} answered {exc.response.status_code}; retry shortly."
+        ) from exc
+    except ObjectNotFound as exc:
+        raise Conflict(
+            "A Prefect deployment or flow run was removed meanwhile; run `backoffice deploy` and retry.",
+            code="prefect_rejected",
         ) from exc
 
 
@@ -135,8 +144,6 @@ async def not_started_runs(
 
 async def delete_runs(client: PrefectClient, runs: Iterable[FlowRun]) -> int:
     """Delete the given flow runs; one already gone is fine. Returns how many were deleted."""
-    from prefect.exceptions import ObjectNotFound
-
     deleted = 0
     for run in runs:
         try:

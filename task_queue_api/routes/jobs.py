@@ -1,5 +1,78 @@
-"""Routes of /api/jobs (being built)."""
+"""Recurring jobs: list them, enable/disable them (operator), run one now (operator).
+
+Job ids are the Prefect deployment names of prefect.yaml. Prefect unreachable → 503
+`prefect_unavailable` (with Retry-After); unknown job → 404 `not_found`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
 
 from fastapi import APIRouter
 
-router = APIRouter()
+from backoffice.jobs.control import JobControl
+from backoffice.jobs.status import JobStatus
+from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
+from task_queue_api.schemas.errors import error_responses
+from task_queue_api.schemas.jobs import JobEnabledUpdate, JobList, JobPublic, JobRunCreate, JobRunPublic
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+RESPONSES = error_responses(r404="No such job", r503="Prefect cannot be reached (prefect_unavailable)")
+WRITE_RESPONSES = error_responses(
+    r404="No such job",
+    r409="Prefect refused the change, or the job is not deployed yet",
+    r422="Invalid body or parameters",
+    r503="Prefect cannot be reached (prefect_unavailable)",
+)
+
+
+def _public(status: JobStatus) -> JobPublic:
+    return JobPublic.model_validate(asdict(status))
+
+
+@router.get("", response_model=JobList, responses=RESPONSES)
+async def list_jobs(ctx: ContextDep, _: PrincipalDep) -> JobList:
+    """Every job with its cron and timezone, Enabled flag, next run, last run (state, start, end,
+    duration), whether it runs now, and a health word: `ok`, `failed`, `late` or `disabled`."""
+    return JobList(items=[_public(s) for s in await JobControl(ctx.engine).list()])
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses=RESPONSES)
+async def get_job(job_id: str, ctx: ContextDep, _: PrincipalDep) -> JobPublic:
+    """One job, as in the list."""
+    return _public(await JobControl(ctx.engine).status(job_id))
+
+
+@router.put("/{job_id}/enabled", response_model=JobPublic, responses=WRITE_RESPONSES)
+async def set_job_enabled(
+    job_id: str, body: JobEnabledUpdate, ctx: ContextDep, operator: OperatorDep
+) -> JobPublic:
+    """Enable or disable a job. Disabling pauses its Prefect deployment and deletes its waiting
+    runs; enabling resumes it and creates the next run. The change is recorded with your key's
+    name and survives redeploys and restarts. When Prefect cannot be reached nothing changes (503)."""
+    return _public(await JobControl(ctx.engine).set_enabled(job_id, body.enabled, operator.name))
+
+
+@router.post("/{job_id}/run", status_code=201, response_model=JobRunPublic, responses=WRITE_RESPONSES)
+async def run_job(
+    job_id: str, ctx: ContextDep, operator: OperatorDep, body: JobRunCreate | None = None
+) -> JobRunPublic:
+    """Start a run of the job now and return its flow run id. `day` sets the business day of jobs
+    that take one; a disabled job's run ends as `Skipped` unless `force` is true.
+    409 `not_deployed` before the first `backoffice deploy`; 422 for parameters the job lacks."""
+    body = body or JobRunCreate()
+    started = await JobControl(ctx.engine).run_now(
+        job_id, operator.name, day=body.day, force=body.force, parameters=body.parameters
+    )
+    message = "Run created; the flow runner starts it within seconds."
+    if not started.enabled and not body.force:
+        message = "The job is disabled: this run ends as Skipped. Send force=true to run it anyway."
+    return JobRunPublic(
+        job_id=started.job_id,
+        flow_run_id=started.flow_run_id,
+        flow_run_name=started.flow_run_name,
+        parameters=started.parameters,
+        enabled=started.enabled,
+        message=message,
+    )

@@ -1,0 +1,134 @@
+"""`backoffice jobs …`: the recurring jobs (list, enable, disable, run now, the reconciler)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+from collections.abc import Coroutine
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from backoffice.db import create_db_engine
+from backoffice.errors import BackofficeError
+from backoffice.jobs.catalog import load_catalog
+from backoffice.jobs.control import JobControl
+from backoffice.jobs.status import JobStatus
+from backoffice.jobs.sync import RECONCILE_INTERVAL_SECONDS, reconcile, reconcile_forever
+from backoffice.jobs.timeouts import enforce_timeouts_once
+from backoffice.settings import get_settings
+
+app = typer.Typer(help="Recurring jobs (Prefect deployments).", no_args_is_help=True)
+T = TypeVar("T")
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _control() -> JobControl:
+    return JobControl(create_db_engine(get_settings()))
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a BackofficeError becomes `error: …` and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except BackofficeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _row(s: JobStatus) -> list[str]:
+    last = s.last_run
+    duration = f"{last.duration_seconds:.0f}s" if last and last.duration_seconds is not None else "-"
+    return [
+        s.id,
+        "yes" if s.enabled else "no",
+        s.health,
+        f"{s.cron} ({s.timezone})",
+        _when(s.next_run_at),
+        f"{last.state} {_when(last.start)}" if last else "-",
+        duration,
+        "yes" if s.running_now else "",
+    ]
+
+
+def format_table(statuses: list[JobStatus]) -> str:
+    """The job list as an aligned text table."""
+    header = ["JOB", "ENABLED", "HEALTH", "CRON", "NEXT RUN", "LAST RUN", "TOOK", "RUNNING"]
+    rows = [header, *(_row(s) for s in statuses)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+@app.command("list")
+def list_jobs() -> None:
+    """Every job: enabled, health, schedule, next run, last run, running now."""
+    typer.echo(format_table(_run(_control().list())))
+
+
+@app.command()
+def enable(job_id: str) -> None:
+    """Enable a job: resume its deployment and schedules; the next run appears."""
+    status = _run(_control().set_enabled(job_id, True, _actor()))
+    typer.echo(f"{status.id} enabled; next run {_when(status.next_run_at)}.")
+
+
+@app.command()
+def disable(job_id: str) -> None:
+    """Disable a job: pause its deployment and delete its waiting runs."""
+    status = _run(_control().set_enabled(job_id, False, _actor()))
+    typer.echo(f"{status.id} disabled.")
+
+
+@app.command()
+def run(
+    job_id: str,
+    day: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Business day to work on (YYYY-MM-DD)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Run even when the job is disabled")] = False,
+) -> None:
+    """Start a run of the job now and print its flow run id."""
+    the_day: date | None = day.date() if day else None
+    started = _run(_control().run_now(job_id, _actor(), day=the_day, force=force))
+    typer.echo(f"Started {started.job_id}: flow run {started.flow_run_name} ({started.flow_run_id}).")
+    if not started.enabled and not force:
+        typer.echo("The job is disabled: the run ends as Skipped (use --force to run it anyway).")
+
+
+@app.command("reconcile")
+def reconcile_command(
+    loop: Annotated[bool, typer.Option(help="Keep reconciling until stopped")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes")] = RECONCILE_INTERVAL_SECONDS,
+) -> None:
+    """Bring our Enabled records and Prefect in step (picks up pauses made in the Prefect UI/CLI).
+
+    With --loop it also cancels runs that outlive their job's timeout.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s reconciler %(levelname)s %(message)s")
+    control = _control()
+    if not loop:
+        adopted = _run(reconcile(control.store, load_catalog()))
+        for change in adopted:
+            typer.echo(
+                f"{change.job_id}: {'enabled' if change.enabled else 'disabled'} in Prefect; recorded."
+            )
+        typer.echo(f"Reconciled at {datetime.now(UTC).isoformat(timespec='seconds')}.")
+        return
+
+    async def _timeouts(catalog: Any, now: datetime | None) -> None:
+        await enforce_timeouts_once(catalog, now)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(reconcile_forever(control.store, load_catalog, interval, also=_timeouts))

@@ -1,0 +1,156 @@
+"""`backoffice deploy`: deploy the catalog with Prefect's own `prefect deploy --all`, then re-apply
+what a plain deploy loses or cannot know: the Enabled records, the alert automation and the
+misfire catch-up.
+
+Per-environment values come from `deployments/<env>.env` (the work pool, the project folder the
+worker runs flows from); variables already in the environment win over the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectNotFound
+from sqlalchemy import Engine
+
+from backoffice.errors import BackofficeError, NotFound
+from backoffice.jobs import sync
+from backoffice.jobs.alerts import ensure_alert_automation
+from backoffice.jobs.catalog import PREFECT_YAML, PROJECT_DIR, Catalog
+from backoffice.jobs.misfire import CatchUp, catch_up
+from backoffice.jobs.prefect_api import api_url, prefect_client, read_deployments
+from backoffice.settings import Settings
+from backoffice.storage.jobs import JobRecordStore
+
+log = logging.getLogger(__name__)
+
+ENV_DIR = PROJECT_DIR / "deployments"
+DEFAULT_WORK_POOL = "backoffice"
+DEPLOY_TIMEOUT_SECONDS = 600
+
+
+class DeployFailed(BackofficeError):
+    """`prefect deploy` failed, or left jobs of the catalog undeployed."""
+
+    code = "deploy_failed"
+
+
+@dataclass
+class DeployReport:
+    """What a deploy did."""
+
+    deployed: list[str]
+    adopted: list[sync.Adopted] = field(default_factory=list)
+    alert_automation: UUID | None = None
+    catch_up: list[CatchUp] = field(default_factory=list)
+
+
+def read_env_file(name: str) -> dict[str, str]:
+    """The `KEY=value` lines of `deployments/<name>.env` (comments and blank lines skipped)."""
+    path = ENV_DIR / f"{name}.env"
+    if not path.is_file():
+        known = sorted(p.stem for p in ENV_DIR.glob("*.env"))
+        raise NotFound(
+            f"There is no environment '{name}' (deployments/{name}.env); known: {', '.join(known)}."
+        )
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+def deploy_environment(env_name: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment `prefect deploy` runs with: `base` (default os.environ) over the env file."""
+    env = dict(os.environ if base is None else base)
+    for key, value in read_env_file(env_name).items():
+        env.setdefault(key, value)
+    env.setdefault("BACKOFFICE_WORK_POOL", DEFAULT_WORK_POOL)
+    env.setdefault("BACKOFFICE_PROJECT_DIR", str(PROJECT_DIR))
+    if url := api_url():  # the test harness sets it in Prefect's settings, not in os.environ
+        env["PREFECT_API_URL"] = url
+    return env
+
+
+async def ensure_work_pool(client: PrefectClient, name: str) -> None:
+    """Create the process work pool `name` unless it exists."""
+    from prefect.workers.process import ProcessWorker
+
+    try:
+        await client.read_work_pool(name)
+    except ObjectNotFound:
+        template = ProcessWorker.get_default_base_job_template()
+        await client.create_work_pool(
+            WorkPoolCreate(name=name, type="process", base_job_template=template), overwrite=False
+        )
+        log.info("created process work pool %s", name)
+
+
+def run_prefect_deploy(env: dict[str, str], prefect_file: Path = PREFECT_YAML) -> str:
+    """`prefect --no-prompt deploy --all` from the project folder; its output, or DeployFailed."""
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "--no-prompt",
+        "deploy",
+        "--all",
+        "--prefect-file",
+        str(prefect_file),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=prefect_file.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEPLOY_TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise DeployFailed(f"`prefect deploy --all` failed (exit {result.returncode}):\n{output[-3000:]}")
+    return output
+
+
+async def after_deploy(
+    engine: Engine, settings: Settings, catalog: Catalog, now: datetime | None = None
+) -> DeployReport:
+    """Check every job got deployed, then records → Prefect, alert automation, misfire catch-up."""
+    store = JobRecordStore(engine)
+    async with prefect_client() as client:
+        deployments = await read_deployments(client, catalog.ids)
+    missing = [job_id for job_id in catalog.ids if job_id not in deployments]
+    if missing:
+        raise DeployFailed(f"These jobs are not deployed after `prefect deploy --all`: {', '.join(missing)}.")
+    adopted = await sync.reconcile(store, catalog)
+    records = await sync.in_thread(store.all, catalog.ids)
+    async with prefect_client() as client:
+        automation = await ensure_alert_automation(client, settings, [d.id for d in deployments.values()])
+        caught_up = await catch_up(client, catalog, records, now)
+    return DeployReport(list(catalog.ids), adopted, automation, caught_up)
+
+
+def deploy(engine: Engine, settings: Settings, catalog: Catalog, env_name: str = "local") -> DeployReport:
+    """The whole `backoffice deploy` (blocking): work pool, `prefect deploy --all`, then `after_deploy`."""
+    env = deploy_environment(env_name)
+
+    async def _pool() -> None:
+        async with prefect_client() as client:
+            await ensure_work_pool(client, env["BACKOFFICE_WORK_POOL"])
+
+    asyncio.run(_pool())
+    run_prefect_deploy(env)
+    return asyncio.run(after_deploy(engine, settings, catalog))
