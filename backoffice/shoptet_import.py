@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time as clock
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -20,6 +21,7 @@ from backoffice.integrations.shoptet import JSONObject, ShoptetClient, ShoptetEr
 from backoffice.storage.invoices import InvoiceItemRecord, InvoiceRecord, UpsertResult, upsert_invoices
 
 PRAGUE = ZoneInfo("Europe/Prague")
+CHUNK_SIZE = 500
 
 
 @dataclass
@@ -28,7 +30,8 @@ class Timings:
 
     http: float = 0.0
     parsing: float = 0.0
-    database: float = 0.0
+    database: float = 0.0  # on the writer thread, overlapping `http`
+    total: float = 0.0
 
 
 @dataclass
@@ -127,19 +130,18 @@ def parse_invoice(raw: JSONObject) -> InvoiceRecord:
     )
 
 
-def fetch_invoice_details(client: ShoptetClient, day: date, currency: str) -> list[JSONObject]:
-    """Details of the invoices created on `day` (Prague) in `currency`, in list order.
+def list_invoice_codes(client: ShoptetClient, day: date, currency: str) -> list[str]:
+    """Codes of the invoices created on `day` (Prague) in `currency`, in list order.
 
     The API has no currency filter: the list is filtered on `price.currencyCode` before the
-    (costly) detail requests, which run concurrently within the token's connection limit.
+    (costly) detail requests.
     """
     start, end = day_window(day)
-    codes = [
+    return [
         str(item["code"])
         for item in client.list_invoices(start, end)
         if (item.get("price") or {}).get("currencyCode") == currency
     ]
-    return client.get_invoices(codes)
 
 
 def summarize(report: ImportReport, records: list[InvoiceRecord], result: UpsertResult) -> None:
@@ -156,18 +158,48 @@ def summarize(report: ImportReport, records: list[InvoiceRecord], result: Upsert
     report.total_vat = sum((r.total_vat for r in valid), Decimal(0))
 
 
-def import_invoices(client: ShoptetClient, engine: Engine, day: date, currency: str) -> ImportReport:
-    """Fetch, parse and upsert the `currency` invoices of `day`; safe to re-run."""
+def import_invoices(
+    client: ShoptetClient, engine: Engine, day: date, currency: str, *, chunk_size: int = CHUNK_SIZE
+) -> ImportReport:
+    """Fetch, parse and upsert the `currency` invoices of `day`; safe to re-run.
+
+    Details are fetched chunk by chunk (concurrently within the token's connection limit); each
+    chunk is stored on a writer thread while the next one downloads, so the database work hides
+    behind HTTP. Only one chunk waits for the writer, which bounds memory and surfaces a database
+    error before the next chunk is fetched.
+    """
     currency = check_currency(currency)
     report = ImportReport(day=day, currency=currency)
+    timings = report.timings
     started = clock.perf_counter()
-    details = fetch_invoice_details(client, day, currency)
-    parsed_at = clock.perf_counter()
-    records = [parse_invoice(raw) for raw in details]
-    stored_at = clock.perf_counter()
-    result = upsert_invoices(engine, records)
-    report.timings = Timings(
-        http=parsed_at - started, parsing=stored_at - parsed_at, database=clock.perf_counter() - stored_at
-    )
+    codes = list_invoice_codes(client, day, currency)
+    timings.http += clock.perf_counter() - started
+    records: list[InvoiceRecord] = []
+    result = UpsertResult()
+
+    def store(chunk: list[InvoiceRecord]) -> None:
+        began = clock.perf_counter()
+        stored = upsert_invoices(engine, chunk)
+        result.imported += stored.imported
+        result.updated += stored.updated
+        result.unchanged += stored.unchanged
+        timings.database += clock.perf_counter() - began
+
+    with ThreadPoolExecutor(1, thread_name_prefix="invoice-writer") as writer:
+        pending: Future[None] | None = None
+        for offset in range(0, len(codes), chunk_size):
+            began = clock.perf_counter()
+            details = client.get_invoices(codes[offset : offset + chunk_size])
+            fetched = clock.perf_counter()
+            chunk = [parse_invoice(raw) for raw in details]
+            timings.http += fetched - began
+            timings.parsing += clock.perf_counter() - fetched
+            records += chunk
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(store, chunk)
+        if pending is not None:
+            pending.result()
+    timings.total = clock.perf_counter() - started
     summarize(report, records, result)
     return report

@@ -82,13 +82,14 @@ class FakeShoptet:
         token: str = DEFAULT_TOKEN,
         days: Sequence[date] | None = None,
         invoices_per_day: int = 20,
+        eur_share: float = 0.2,
         orders: int = 30,
         latency: float = 0.0,
     ) -> None:
         days = list(days or default_days())
         self.state = FakeShoptetState(
             tokens={token},
-            invoices=generate_invoices(seed, days, invoices_per_day),
+            invoices=generate_invoices(seed, days, invoices_per_day, eur_share),
             orders=generate_orders(seed, orders, max(days)),
             stock=generate_stock(seed),
         )
@@ -275,10 +276,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--day", type=date.fromisoformat, action="append", help="a day with invoices (repeatable)"
     )
     parser.add_argument("--invoices-per-day", type=int, default=20)
+    parser.add_argument("--eur-share", type=float, default=0.2, help="share of invoices in EUR (0..1)")
     parser.add_argument("--orders", type=int, default=30)
     args: Any = parser.parse_args(argv)
     fake = FakeShoptet(
-        args.seed, token=args.token, days=args.day, invoices_per_day=args.invoices_per_day, orders=args.orders
+        args.seed,
+        token=args.token,
+        days=args.day,
+        invoices_per_day=args.invoices_per_day,
+        eur_share=args.eur_share,
+        orders=args.orders,
     )
     uvicorn.run(fake.app, host=args.host, port=args.port, log_level="warning", access_log=False)
 

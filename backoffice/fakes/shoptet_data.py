@@ -166,9 +166,9 @@ def random_address(rng: random.Random, full_name: str, company: str | None) -> J
     }
 
 
-def generate_invoice(rng: random.Random, code: str, day: date) -> JSONObject:
-    """One invoice detail (with `items`) created on `day` in Prague, in CZK (80 %) or EUR."""
-    currency = "EUR" if rng.random() < 0.2 else "CZK"
+def generate_invoice(rng: random.Random, code: str, day: date, eur_share: float = 0.2) -> JSONObject:
+    """One invoice detail (with `items`) created on `day` in Prague, in EUR (`eur_share`) or CZK."""
+    currency = "EUR" if rng.random() < eur_share else "CZK"
     low, high = (int(r * 1000) for r in EUR_RATES)
     rate = Decimal(1) if currency == "CZK" else Decimal(rng.randint(low, high)) / 1000
     created = datetime.combine(day, time(0), PRAGUE) + timedelta(seconds=rng.randint(0, 86399))
@@ -215,7 +215,9 @@ def generate_invoice(rng: random.Random, code: str, day: date) -> JSONObject:
     }
 
 
-def generate_invoices(seed: int, days: list[date], per_day: int) -> dict[str, JSONObject]:
+def generate_invoices(
+    seed: int, days: list[date], per_day: int, eur_share: float = 0.2
+) -> dict[str, JSONObject]:
     """`per_day` invoices for each of `days`, keyed by code; codes are `YYYY` + a 6-digit number."""
     rng = random.Random(seed)
     invoices: dict[str, JSONObject] = {}
@@ -224,7 +226,7 @@ def generate_invoices(seed: int, days: list[date], per_day: int) -> dict[str, JS
         for _ in range(per_day):
             numbers[day.year] = numbers.get(day.year, 0) + 1
             code = f"{day.year}{numbers[day.year]:06d}"
-            invoices[code] = generate_invoice(rng, code, day)
+            invoices[code] = generate_invoice(rng, code, day, eur_share)
     return invoices
 
 
