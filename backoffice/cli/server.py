@@ -36,4 +36,7 @@ def api(
         port=port,
         workers=workers,
         log_level="info",
+        # uvicorn kills a worker that does not answer its health ping within this time; on a
+        # busy machine a worker's start-up imports alone can take longer than the default 5 s.
+        timeout_worker_healthcheck=60,
     )
