@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,8 @@ def controlling_report(day: date | None = None, force: bool = False) -> Controll
     if (skipped := skip_if_disabled(force)) is not None:
         return skipped
     the_day = business_day(day)
-    window_end = scheduled_start()
+    # A plain datetime: Prefect hands out a pendulum DateTime, which the database layer must not see.
+    window_end = datetime.fromtimestamp(scheduled_start().timestamp(), UTC)
     runs = failed_job_runs(window_end - WINDOW, window_end)
     report = gather(the_day, window_end, runs)
     path = publish(report)
