@@ -62,7 +62,7 @@ def settings(database_url: str, tmp_path: Path, inbox: tuple[Inbox, int]) -> Set
     """Test settings that mail the report to the local SMTP receiver."""
     return Settings(
         database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
+        admin_key="test-admin-key",
         output_dir=tmp_path / "output",
         smtp_host="127.0.0.1",
         smtp_port=inbox[1],
@@ -100,6 +100,7 @@ def test_report_run_publishes_figures_html_mail_and_failed_runs(
     assert [b.code for b in report.boxes_in_error] == ["BOX-1", "BOX-2"]
     assert {p.id for p in report.task_problems} >= {tasks["failed"], tasks["expired"], tasks["ran_out"]}
     failed_run_id = failed.state_details.flow_run_id
+    assert failed_run_id is not None
     with get_client(sync_client=True) as client:
         failed_name = client.read_flow_run(failed_run_id).name
         artifacts = client.read_artifacts(

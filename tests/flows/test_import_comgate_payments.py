@@ -51,11 +51,11 @@ def settings(database_url: str, tmp_path: Path, comgate_url: str, fake: FakeComg
     """Test settings pointing at the fake Comgate with its credentials and payout accounts."""
     return Settings(
         database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
+        admin_key="test-admin-key",
         output_dir=tmp_path / "output",
         comgate_base_url=comgate_url,
         comgate_merchant="shop-1",
-        comgate_secret="s3cret",  # type: ignore[arg-type]
+        comgate_secret="s3cret",
         comgate_payout_account_czk=fake.accounts["CZK"],
         comgate_payout_account_eur=fake.accounts["EUR"],
     )
