@@ -73,6 +73,13 @@ def _decimal(value: Any, name: str, default: Decimal | None = None) -> Decimal:
         raise ShoptetError(f"Shoptet sent {name}={value!r}, which is not a decimal number.") from None
 
 
+def _time(value: Any) -> datetime:
+    try:
+        return parse_time(str(value))
+    except ValueError:
+        raise ShoptetError(f"Shoptet sent creationTime={value!r}, not a time with an offset.") from None
+
+
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value[:10]) if value else None
 
@@ -115,7 +122,7 @@ def parse_invoice(raw: JSONObject) -> InvoiceRecord:
         var_symbol=_var_symbol(raw.get("varSymbol")),
         order_code=raw.get("orderCode"),
         currency=str(price.get("currencyCode") or ""),
-        creation_time=parse_time(raw["creationTime"]),
+        creation_time=_time(raw.get("creationTime")),
         tax_date=_date(raw.get("taxDate")),
         due_date=_date(raw.get("dueDate")),
         customer_name=billing.get("fullName"),

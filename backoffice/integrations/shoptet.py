@@ -83,7 +83,10 @@ def format_time(value: datetime) -> str:
 
 def parse_time(value: str) -> datetime:
     """An aware datetime from `2024-05-06T10:15:00+0200` (a `+02:00` offset is accepted too)."""
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    parsed = datetime.fromisoformat(value)  # 3.11+ reads `+0200`; several times faster than strptime
+    if parsed.tzinfo is None:
+        raise ValueError(f"Shoptet time without an offset: {value!r}")
+    return parsed
 
 
 @dataclass

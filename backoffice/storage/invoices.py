@@ -8,9 +8,8 @@ all and a changed one is rewritten with its items. The bank matching's columns (
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from backoffice.models.accounting import Invoice, InvoiceItem
 
 BATCH_SIZE = 500
+INSERT_PAGE_SIZE = 100  # psycopg caches the parsing of statements up to 4 kB; pages of 100 rows stay cheap
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,22 @@ class InvoiceRecord:
 
     def content_hash(self) -> str:
         """SHA-256 of every imported value, items included (what a re-import compares)."""
-        canonical = json.dumps(asdict(self), default=_canonical, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        values = [_canonical(getattr(self, name)) for name in _INVOICE_COLUMNS]
+        for item in self.items:
+            values += [_canonical(getattr(item, name)) for name in _ITEM_COLUMNS]
+        # Field-by-field, without dataclasses.asdict: its deep copies cost more than the upsert.
+        return hashlib.sha256("\x1f".join(values).encode()).hexdigest()
 
 
 def _canonical(value: Any) -> str:
+    if value is None:
+        return "\x00"
     if isinstance(value, Decimal):
         return str(value.normalize())  # "521.00" and "521.0" are the same price
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
+    if isinstance(value, bool | int | str | date):
+        return str(value)
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 
@@ -88,6 +93,7 @@ class UpsertResult:
 
 
 _INVOICE_COLUMNS = [f for f in InvoiceRecord.__dataclass_fields__ if f != "items"]
+_ITEM_COLUMNS = list(InvoiceItemRecord.__dataclass_fields__)
 # Columns an update rewrites: everything imported, never the bank matching's or `imported_at`.
 _UPDATED_COLUMNS = [*_INVOICE_COLUMNS, "content_hash", "updated_at"]
 
@@ -132,6 +138,7 @@ def _upsert_batch(
     # Last one wins if the same code appears twice in one batch.
     by_code = {r.code: (r, r.content_hash()) for r in batch}
     with engine.begin() as conn:
+        conn.execution_options(insertmanyvalues_page_size=INSERT_PAGE_SIZE)
         stored = dict(
             conn.execute(select(Invoice.code, Invoice.content_hash).where(Invoice.code.in_(by_code))).all()
         )
@@ -152,7 +159,11 @@ def _upsert_batch(
         ids = {code: invoice_id for invoice_id, code in conn.execute(_insert_invoice(conn), rows)}
         # Items are replaced, not diffed: an invoice's lines change rarely and only together.
         conn.execute(delete(InvoiceItem).where(InvoiceItem.invoice_id.in_(list(ids.values()))))
-        items = [{"invoice_id": ids[r.code], **asdict(item)} for r, _ in changed for item in r.items]
+        items = [
+            {"invoice_id": ids[r.code], **{c: getattr(item, c) for c in _ITEM_COLUMNS}}
+            for r, _ in changed
+            for item in r.items
+        ]
         if items:
             conn.execute(insert(InvoiceItem), items)
     for r, _ in changed:

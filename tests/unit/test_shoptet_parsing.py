@@ -95,3 +95,9 @@ def test_currency_codes_are_normalized(given: str, code: str) -> None:
 def test_bad_currency_is_refused(given: str) -> None:
     with pytest.raises(ValidationFailed, match="3-letter"):
         check_currency(given)
+
+
+def test_a_creation_time_without_offset_is_a_clear_error(raw: JSONObject) -> None:
+    raw["creationTime"] = "2024-05-06 10:15"
+    with pytest.raises(ShoptetError, match="creationTime='2024-05-06 10:15'"):
+        parse_invoice(raw)

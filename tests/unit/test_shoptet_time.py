@@ -50,3 +50,8 @@ def test_day_window_on_the_spring_dst_change_is_23_hours() -> None:
     assert format_time(start) == "2024-03-31T00:00:00+0100"
     assert format_time(end) == "2024-03-31T23:59:59+0200"
     assert end.astimezone(UTC) - start.astimezone(UTC) == timedelta(hours=23) - timedelta(seconds=1)
+
+
+def test_a_time_without_offset_is_refused() -> None:
+    with pytest.raises(ValueError, match="without an offset"):
+        parse_time("2024-05-06T10:15:00")
