@@ -169,3 +169,30 @@ def test_an_unknown_currency_is_refused(fake: FakeComgate) -> None:
     assert state.is_failed()
     assert "Unknown currency 'USD'" in str(state.message)
     assert fake.requests == []
+
+
+@pytest.fixture
+def comgate_blocks() -> Iterator[None]:
+    """Prefect Secret blocks `comgate-merchant` / `comgate-secret` with the fake's credentials."""
+    from prefect.blocks.system import Secret
+
+    Secret(value="shop-1").save("comgate-merchant", overwrite=True)
+    Secret(value="s3cret").save("comgate-secret", overwrite=True)
+    yield
+    Secret.delete("comgate-merchant")
+    Secret.delete("comgate-secret")
+
+
+@pytest.mark.usefixtures("use_settings", "comgate_blocks")
+def test_the_secret_blocks_win_over_the_environment(
+    fake: FakeComgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BACKOFFICE_COMGATE_MERCHANT")
+    monkeypatch.setenv("BACKOFFICE_COMGATE_SECRET", "a-stale-secret")
+    get_settings.cache_clear()
+
+    result = import_comgate_payments("CZK", DAY)
+
+    assert isinstance(result, ImportResult)
+    assert result.transfers == 1
+    assert 401 not in [status for _, status in fake.requests]
