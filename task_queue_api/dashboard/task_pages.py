@@ -28,7 +28,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 STATUSES = ("pending", "locked", "expired", "completed", "failed")
 TEXT_FIELDS = ("task_type", "status", "created_from", "created_to", "created_by", "completed_by")
-TASK_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
+MAX_FIELD = 128
+TASK_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 DONE_MESSAGES = {
     "retried": "The task is pending again, its attempts reset.",
     "deleted": "The task was deleted; its audit trail is kept below.",
@@ -63,8 +64,12 @@ def _day_start(text: str, errors: list[str], label: str) -> datetime | None:
 
 def parse_list_query(params: QueryParams) -> ListQuery:
     """Read the filter form; bad values become messages, never errors of the page."""
-    values = {name: params.get(name, "").strip()[:128] for name in TEXT_FIELDS}
+    values = {name: params.get(name, "").strip() for name in TEXT_FIELDS}
     errors: list[str] = []
+    for name, text in values.items():
+        if len(text) > MAX_FIELD:
+            errors.append(f"{name.replace('_', ' ').capitalize()} may be at most {MAX_FIELD} characters.")
+            values[name] = text[:MAX_FIELD]
     if values["task_type"] and not TASK_TYPE.fullmatch(values["task_type"]):
         errors.append("The task type may hold letters, digits, '_', '.' and '-' only.")
     if values["status"] and values["status"] not in STATUSES:

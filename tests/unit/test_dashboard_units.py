@@ -1,0 +1,94 @@
+"""Dashboard helpers without I/O: cron in words, durations, session and CSRF signing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backoffice.jobs.catalog import load_catalog
+from backoffice.settings import Settings
+from task_queue_api.dashboard.sessions import SESSION_SECONDS, SessionSigner, load_secret
+from task_queue_api.dashboard.views import cron_in_words, duration, local_time, relative
+
+
+@pytest.mark.parametrize(
+    ("cron", "words"),
+    [
+        ("*/5 * * * *", "Every 5 minutes"),
+        ("10 0 * * *", "Every day at 00:10"),
+        ("0 1 * * *", "Every day at 01:00"),
+        ("0 7 * * 1-5", "At 07:00, Monday through Friday"),
+        ("0 12 * * 1-5", "At 12:00, Monday through Friday"),
+        ("not a cron", "not a cron"),
+    ],
+)
+def test_cron_in_words(cron: str, words: str) -> None:
+    assert cron_in_words(cron) == words
+
+
+def test_every_catalog_cron_reads_as_words() -> None:
+    for job in load_catalog().jobs:
+        words = cron_in_words(job.cron)
+        assert words != job.cron and words[0].isupper(), job.id
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "—"),
+        (0, "0 s"),
+        (42.9, "42 s"),
+        (180, "3 min"),
+        (185, "3 min 5 s"),
+        (7800, "2 h 10 min"),
+        (3 * 86400 + 4 * 3600, "3 d 4 h"),
+        (-90, "1 min 30 s"),
+    ],
+)
+def test_duration(seconds: float | None, text: str) -> None:
+    assert duration(seconds) == text
+
+
+def test_relative_and_local_time() -> None:
+    now = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+    assert relative(now - timedelta(minutes=5), now) == "5 min ago"
+    assert relative(now + timedelta(hours=2), now) == "in 2 h 0 min"
+    assert relative(None, now) == ""
+    assert local_time(now) == "2025-01-15 13:00:00"  # Prague, winter time
+    assert local_time(datetime(2025, 7, 1, 12, 0, tzinfo=UTC)) == "2025-07-01 14:00:00"
+    assert local_time(None) == "—"
+
+
+def test_a_session_verifies_only_with_its_key_hash_and_before_expiry() -> None:
+    signer = SessionSigner(b"s" * 32)
+    cookie = signer.issue("ops", "hash-a", now=1000.0)
+    assert signer.name_of(cookie) == "ops"
+    assert signer.verify(cookie, "hash-a", now=1000.0 + SESSION_SECONDS - 1)
+    assert not signer.verify(cookie, "hash-a", now=1000.0 + SESSION_SECONDS + 1)
+    assert not signer.verify(cookie, "hash-b", now=1000.0)  # the key was replaced
+    assert not SessionSigner(b"t" * 32).verify(cookie, "hash-a", now=1000.0)  # another secret
+    name, expires, signature = cookie.split(".")
+    assert not signer.verify(f"{name}.{int(expires) + 1}.{signature}", "hash-a", now=1000.0)
+    other = signer.issue("admin", "hash-a", now=1000.0).split(".")[0]
+    assert not signer.verify(f"{other}.{expires}.{signature}", "hash-a", now=1000.0)
+    for junk in ("", "a.b", "a.b.c.d", "!!!.1.x", "b3Bz.notanumber.x"):
+        assert not signer.verify(junk, "hash-a", now=1000.0)
+
+
+def test_csrf_tokens_belong_to_one_session() -> None:
+    signer = SessionSigner(b"s" * 32)
+    one, two = signer.issue("ops", "h", now=1.0), signer.issue("ops", "h", now=2.0)
+    assert signer.check_csrf(one, signer.csrf_token(one))
+    assert not signer.check_csrf(one, signer.csrf_token(two))
+    assert not signer.check_csrf(one, None) and not signer.check_csrf(None, signer.csrf_token(one))
+    assert not signer.check_csrf(one, "")
+
+
+def test_the_secret_comes_from_settings_else_one_generated_file(tmp_path: Path) -> None:
+    assert load_secret(Settings(session_secret="from-settings"), tmp_path / "s") == b"from-settings"  # type: ignore[arg-type]
+    path = tmp_path / "data" / "session_secret"
+    first = load_secret(Settings(session_secret=None), path)
+    assert len(first) >= 32 and load_secret(Settings(session_secret=None), path) == first
+    assert path.stat().st_mode & 0o777 == 0o600
