@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from backoffice.db import create_db_engine
 from backoffice.settings import Settings, get_settings
 from task_queue_api.context import AppContext
+from task_queue_api.dashboard import install_dashboard
 from task_queue_api.errors import install_error_handlers
+from task_queue_api.metrics import install_metrics
 from task_queue_api.routes import health, jobs, keys, tasks, transport_boxes
 
 DESCRIPTION = """
@@ -50,4 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, keys, tasks, jobs, transport_boxes):
         app.include_router(module.router)
+    install_metrics(app)
+    install_dashboard(app)
     return app
