@@ -26,6 +26,7 @@ def deploy(
     """Deploy prefect.yaml (`prefect deploy --all`), then re-apply the Enabled records, create the
     failure-alert automation and catch up runs missed while the system was down."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
     if is_sqlite(settings.database_url):
         upgrade(settings.database_url)  # the embedded database needs no separate step

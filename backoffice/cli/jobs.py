@@ -9,6 +9,7 @@ import logging
 from collections.abc import Coroutine
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -42,8 +43,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(1) from exc
 
 
-def _when(value: datetime | None) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+def _when(value: datetime | None, timezone: str | None = None) -> str:
+    """A time in the job's zone (operators read Prague time), else the machine's."""
+    if value is None:
+        return "-"
+    return value.astimezone(ZoneInfo(timezone) if timezone else None).strftime("%Y-%m-%d %H:%M")
 
 
 def _row(s: JobStatus) -> list[str]:
@@ -54,8 +58,8 @@ def _row(s: JobStatus) -> list[str]:
         "yes" if s.enabled else "no",
         s.health,
         f"{s.cron} ({s.timezone})",
-        _when(s.next_run_at),
-        f"{last.state} {_when(last.start)}" if last else "-",
+        _when(s.next_run_at, s.timezone),
+        f"{last.state} {_when(last.start, s.timezone)}" if last else "-",
         duration,
         "yes" if s.running_now else "",
     ]
@@ -81,7 +85,9 @@ def list_jobs() -> None:
 def enable(job_id: str) -> None:
     """Enable a job: resume its deployment and schedules; the next run appears."""
     status = _run(_control().set_enabled(job_id, True, _actor()))
-    typer.echo(f"{status.id} enabled; next run {_when(status.next_run_at)}.")
+    typer.echo(
+        f"{status.id} enabled; next run {_when(status.next_run_at, status.timezone)} ({status.timezone})."
+    )
 
 
 @app.command()
@@ -117,6 +123,7 @@ def reconcile_command(
     With --loop it also cancels runs that outlive their job's timeout.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s reconciler %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     control = _control()
     if not loop:
         adopted = _run(reconcile(control.store, load_catalog()))

@@ -1,0 +1,110 @@
+"""Fixtures of the deployment tests: the real prefect.yaml deployed into the Prefect harness."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.sorting import FlowRunSort
+from sqlalchemy import Engine
+
+from backoffice.jobs.catalog import Catalog, load_catalog
+from backoffice.jobs.control import JobControl
+from backoffice.jobs.deploy import deploy_environment, ensure_work_pool, run_prefect_deploy
+from backoffice.jobs.prefect_api import read_deployments
+from backoffice.jobs.sync import reconcile
+from backoffice.settings import Settings
+from task_queue_api.main import create_app
+
+ADMIN = {"x-functions-key": "test-admin-key"}
+
+
+def deploy_all() -> None:
+    """`prefect deploy --all` of the real prefect.yaml into the harness (work pool first)."""
+    env = deploy_environment("local")
+
+    async def _pool() -> None:
+        async with get_client() as client:
+            await ensure_work_pool(client, env["BACKOFFICE_WORK_POOL"])
+
+    asyncio.run(_pool())
+    run_prefect_deploy(env)
+
+
+@pytest.fixture(scope="session")
+def deployed_catalog(prefect_server: None) -> Catalog:
+    """The catalog, deployed once per session with Prefect's own `prefect deploy --all`."""
+    deploy_all()
+    return load_catalog()
+
+
+@pytest.fixture
+def control(engine: Engine, deployed_catalog: Catalog) -> JobControl:
+    """Job control on the test database; Prefect first brought in step with its records (all enabled)."""
+    control = JobControl(engine)
+    asyncio.run(reconcile(control.store, deployed_catalog))
+    return control
+
+
+@pytest.fixture
+def api(settings: Settings, control: JobControl) -> Iterator[TestClient]:
+    """The sidecar on the test database (Prefect: the harness)."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def operator(api: TestClient) -> dict[str, str]:
+    """Auth header of an operator key named 'ops'."""
+    response = api.post("/api/keys", json={"name": "ops", "role": "operator"}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return {"x-functions-key": response.json()["key"]}
+
+
+def prefect(coro_fn: Any, *args: Any) -> Any:
+    """Run `coro_fn(client, *args)` with a Prefect client of the harness."""
+
+    async def _call() -> Any:
+        async with get_client() as client:
+            return await coro_fn(client, *args)
+
+    return asyncio.run(_call())
+
+
+def deployment(job_id: str) -> DeploymentResponse:
+    """The Prefect deployment of a job."""
+    found: dict[str, DeploymentResponse] = prefect(read_deployments, [job_id])
+    return found[job_id]
+
+
+def runs_of(job_id: str) -> list[FlowRun]:
+    """Every flow run of a job's deployment, by scheduled time."""
+    deployment_id = deployment(job_id).id
+
+    async def _read(client: Any) -> list[FlowRun]:
+        return list(
+            await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id])),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            )
+        )
+
+    return list(prefect(_read))
+
+
+def delete_runs_of(job_ids: Iterable[str]) -> None:
+    """Forget every flow run of these jobs (tests that read run history start clean)."""
+    runs = [run for job_id in job_ids for run in runs_of(job_id)]
+
+    async def _delete(client: Any) -> None:
+        for run in runs:
+            await client.delete_flow_run(run.id)
+
+    prefect(_delete)
