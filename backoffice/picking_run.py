@@ -2,9 +2,9 @@
 
 Order of the steps is chosen for the paper, not the database: a PDF is written and sent to the
 printer *before* its orders are marked printed, so a run that dies in between leaves them
-`claimed` and a later run prints them again — twice on paper after a crash beats never. The
-Shoptet status moves come last; an order printed but not moved is `printed` and the next run
-only moves it.
+`claimed` and a later run (after the claim lease) prints them again — twice on paper after a
+crash beats never. The Shoptet status moves come last; an order printed but not moved is
+`unmoved`, and the next run only moves it.
 """
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ class PickingRun:
         except ShoptetError as exc:
             if final == "check":  # not printed: free it for the next run
                 self.claims.release(code, self.run_id, release_status, exc.message)
-            else:  # printed: stays `printed`, the next run only moves it
-                self.claims.note_error(code, self.run_id, exc.message)
+            else:  # printed: `unmoved`, the next run only moves it
+                self.claims.give_up_move(code, self.run_id, exc.message)
             self.result.errors.append(f"{code}: could not move to status {status_id}: {exc.message}")
             return
         self.claims.finish(code, self.run_id, final)

@@ -3,8 +3,8 @@
 A run claims the orders it listed. A code nobody holds is inserted (`ON CONFLICT DO NOTHING`: of two
 racing inserts exactly one wins). A held code is taken over by a conditional UPDATE only when its
 holder finished (`done`/`check`/`skipped`: the order came back to "to pick", which the run then
-re-checks on the order itself), was printed already (only the status move is left), or went
-silent for longer than the lease (a run that died before printing).
+re-checks on the order itself), is `unmoved` (printed, only the status move is left), or its
+run went silent for longer than the lease (a run that died).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from backoffice.models.warehouse import PickedOrder
 # Longer than any run takes; a claim older than this belongs to a run that died.
 CLAIM_LEASE = timedelta(minutes=30)
 FINISHED = ("done", "check", "skipped")
+ON_PAPER = ("printed", "unmoved")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Claim:
     @property
     def needs_print(self) -> bool:
         """False when a dead run printed it already and only the status move is left."""
-        return self.previous != "printed"
+        return self.previous not in ON_PAPER
 
     @property
     def release_status(self) -> str:
@@ -86,13 +87,12 @@ class PickingClaims:
     def _take_over(self, conn: Any, code: str, status: str, run_id: str, batch: str, now: datetime) -> bool:
         # Re-evaluated against the row as it is now (PostgreSQL re-checks the WHERE after waiting
         # for a concurrent writer), so of two runs taking over the same row only one succeeds.
-        # A `printed` order is on paper already; taking it over only repeats an idempotent status
-        # move, so it needs no lease. A `claimed` one may be on its way to the printer right now.
+        # `claimed` / `printed` belong to a run at work (printing, moving) unless the lease ran out.
         takeable = or_(
-            PickedOrder.status.in_((*FINISHED, "printed")),
-            and_(PickedOrder.status == "claimed", PickedOrder.claimed_at < now - self.lease),
+            PickedOrder.status.in_((*FINISHED, "unmoved")),
+            and_(PickedOrder.status.in_(("claimed", "printed")), PickedOrder.claimed_at < now - self.lease),
         )
-        new_status = "printed" if status == "printed" else "claimed"
+        new_status = "printed" if status in ON_PAPER else "claimed"
         done = conn.execute(
             update(PickedOrder)
             .where(PickedOrder.order_code == code, PickedOrder.status == status, takeable)
@@ -120,9 +120,9 @@ class PickingClaims:
         """The order was moved on in Shoptet: `done` (to packing) or `check` (address to check)."""
         self._update([code], run_id, status=status, finished_at=datetime.now(UTC), last_error=None)
 
-    def note_error(self, code: str, run_id: str, error: str) -> None:
-        """Keep why a step failed; the claim stays as it is."""
-        self._update([code], run_id, last_error=error)
+    def give_up_move(self, code: str, run_id: str, error: str) -> None:
+        """A printed order could not be moved on: the next run takes it over and only moves it."""
+        self._update([code], run_id, status="unmoved", last_error=error)
 
     def _update(self, codes: list[str], run_id: str, **values: Any) -> None:
         if not codes:

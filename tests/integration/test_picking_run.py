@@ -70,6 +70,12 @@ def test_takeover_rules(claims: PickingClaims) -> None:
     claims.release("done", "run-3", got["done"].release_status)
     row = claims.get("done")
     assert row is not None and row["status"] == "done"
+    # A run at work keeps what it printed; what it gave up on is taken over at once.
+    claims.claim(["busy", "unmoved"], "noon", "run-4")
+    claims.mark_printed(["busy", "unmoved"], "run-4", "GLS", "/tmp/y.pdf")
+    claims.give_up_move("unmoved", "run-4", "Shoptet said no")
+    taken = claims.claim(["busy", "unmoved"], "noon", "run-5")
+    assert [(c.order_code, c.needs_print) for c in taken] == [("unmoved", False)]
     # Another run's bookkeeping cannot touch a claim it does not hold.
     claims.finish("fresh", "run-3", "done")
     fresh = claims.get("fresh")
@@ -135,7 +141,7 @@ def test_a_failed_status_move_is_only_retried_not_reprinted(
     first = print_picking_lists(client, claims, settings, "morning", "run-1")
     assert not first.ok and len(first.errors) == 1 and len(first.moved) == 2
     stuck = first.errors[0].split(":")[0]
-    assert claims.get(stuck)["status"] == "printed"  # type: ignore[index]
+    assert claims.get(stuck)["status"] == "unmoved"  # type: ignore[index]
 
     second = print_picking_lists(client, claims, settings, "noon", "run-2")
     assert second.ok and second.files == [] and second.moved == [stuck]

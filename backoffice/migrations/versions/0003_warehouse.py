@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("times_printed", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.CheckConstraint(
-            "status IN ('claimed', 'printed', 'done', 'check', 'skipped')",
+            "status IN ('claimed', 'printed', 'unmoved', 'done', 'check', 'skipped')",
             name=op.f("ck_picked_orders_status"),
         ),
         sa.PrimaryKeyConstraint("order_code", name=op.f("pk_picked_orders")),

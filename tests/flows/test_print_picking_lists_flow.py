@@ -1,0 +1,140 @@
+"""print-picking-lists under the Prefect harness, against the fake Shoptet over HTTP, on both databases."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.artifacts import Artifact
+from pypdf import PdfReader
+
+from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.picking import format_quantity, parse_order, summarize
+from backoffice.picking_run import PickingResult
+from backoffice.settings import Settings
+from flows.print_picking_lists import print_picking_lists
+from tests.servers import serve
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture
+def fake() -> FakeShoptet:
+    """A fake Shoptet with 14 orders to pick over four shipping methods."""
+    return FakeShoptet(8, orders=14)
+
+
+@pytest.fixture
+def shoptet_url(fake: FakeShoptet) -> Iterator[str]:
+    """The fake served on loopback."""
+    with serve(fake.app) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, shoptet_url: str) -> Settings:
+    """Test settings pointing at the fake Shoptet with its token."""
+    return Settings(
+        database_url=database_url,
+        admin_key="test-admin-key",  # type: ignore[arg-type]
+        output_dir=tmp_path / "output",
+        shoptet_base_url=shoptet_url,
+        shoptet_api_token=DEFAULT_TOKEN,  # type: ignore[arg-type]
+    )
+
+
+def pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def picking_pdfs(settings: Settings) -> list[Path]:
+    return sorted((settings.output_dir / "picking").rglob("*.pdf"))
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_pdfs_hold_every_order_and_the_summary_and_orders_move_on(
+    fake: FakeShoptet, settings: Settings
+) -> None:
+    orders = {code: parse_order(detail) for code, detail in fake.state.orders.items()}
+    to_check = {code for code, o in orders.items() if o.address_problems}
+    to_print = set(orders) - to_check
+    assert to_check and to_print
+
+    result = print_picking_lists("morning")
+
+    assert isinstance(result, PickingResult) and result.ok
+    files = picking_pdfs(settings)
+    assert sorted(f.path for f in result.files) == files
+    for f in result.files:
+        text = pdf_text(f.path)
+        group = [orders[code] for code in f.orders]
+        assert f"Vychystávání: {f.shipping}" in text
+        for order in group:
+            assert order.code in text and order.customer in text
+            for item in order.items:
+                assert item.code in text and item.name in text
+        assert "Souhrn podle produktu" in text
+        summary_page = PdfReader(f.path).pages[-1].extract_text()
+        for line in summarize(group):
+            row = f"{line.code} {line.name} {line.variant or ''}".replace("  ", " ").strip()
+            assert f"{row} {format_quantity(line.quantity)} {line.orders}" in summary_page
+    printed = [code for f in result.files for code in f.orders]
+    assert sorted(printed) == sorted(to_print)
+    for code in to_print:
+        assert fake.state.orders[code]["status"]["id"] == 26
+    for code in to_check:
+        assert fake.state.orders[code]["status"]["id"] == 35
+    assert sorted(o.code for o in result.to_check) == sorted(to_check)
+
+    artifact = Artifact.get("picking-lists-morning")
+    assert artifact is not None and isinstance(artifact.data, str)
+    markdown = artifact.data
+    assert all(f.path.as_uri() in markdown for f in result.files)
+    assert all(code in markdown for code in to_check)
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_two_overlapping_runs_never_print_an_order_twice(fake: FakeShoptet, settings: Settings) -> None:
+    fake.latency = 0.02  # every request takes a while, so the runs really overlap
+    results: list[Any] = []
+    start = threading.Barrier(2)
+
+    def run(batch: str) -> None:
+        start.wait()
+        results.append(print_picking_lists(batch, force=True))
+
+    threads = [threading.Thread(target=run, args=(batch,)) for batch in ("morning", "noon")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+
+    assert len(results) == 2 and all(isinstance(r, PickingResult) and r.ok for r in results)
+    # They did overlap: one run met orders the other held, or had listed and then let go.
+    assert any(r.held_elsewhere or r.released for r in results)
+    printed = Counter(code for r in results for f in r.files for code in f.orders)
+    to_print = {code for code, d in fake.state.orders.items() if not parse_order(d).address_problems}
+    assert set(printed) == to_print and max(printed.values()) == 1
+    in_pdfs = Counter(
+        code for path in picking_pdfs(settings) for code in fake.state.orders if code in pdf_text(path)
+    )
+    assert in_pdfs == printed
+    moves = Counter(code for code, status in fake.state.status_changes if status == 26)
+    assert set(moves) == set(printed) and max(moves.values()) == 1
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_a_rerun_prints_nothing_new(fake: FakeShoptet, settings: Settings) -> None:
+    first = print_picking_lists("morning")
+    assert isinstance(first, PickingResult) and first.files
+    requests_before = len(fake.state.status_changes)
+
+    second = print_picking_lists("noon")
+
+    assert isinstance(second, PickingResult) and second.files == [] and second.to_check == []
+    assert len(fake.state.status_changes) == requests_before
+    assert len(picking_pdfs(settings)) == len(first.files)
