@@ -29,42 +29,45 @@ import json
 import logging
 import random
 import time
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
-from enum import IntEnum
+from datetime import date
+from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
-from backoffice.errors import BackofficeError
+from backoffice.integrations.comgate_model import (
+    ComgateError,
+    RowType,
+    Transfer,
+    TransferRow,
+    parse_amount,
+    parse_local_datetime,
+    parse_row,
+    parse_transfer,
+)
 from backoffice.integrations.credentials import secret_value
 from backoffice.settings import Settings
 
+__all__ = [
+    "ComgateClient",
+    "ComgateCredentials",
+    "ComgateError",
+    "RowType",
+    "Transfer",
+    "TransferRow",
+    "comgate_credentials",
+    "currency_of_account",
+    "parse_amount",
+    "parse_local_datetime",
+    "parse_row",
+    "parse_transfer",
+]
+
 logger = logging.getLogger(__name__)
 
-PRAGUE = ZoneInfo("Europe/Prague")
 MAX_RETRY_AFTER_SECONDS = 120.0
-
-
-class ComgateError(BackofficeError):
-    """Comgate refused the request or kept failing; says which call, the status and Comgate's message."""
-
-    status_code = 502
-    code = "comgate_error"
-
-
-class RowType(IntEnum):
-    """The `typ` of a singleTransfer row."""
-
-    PAYMENT = 1
-    REFUND = 2
-    MONTHLY_FEE = 3
-    OTHER_FEE = 4
-    SUMMARY = 5
 
 
 @dataclass(frozen=True)
@@ -73,34 +76,6 @@ class ComgateCredentials:
 
     merchant: str
     secret: str
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """One payout from Comgate to a bank account."""
-
-    transfer_id: int
-    transfer_date: date
-    account_counterparty: str
-    account_outgoing: str
-    variable_symbol: str
-
-
-@dataclass(frozen=True)
-class TransferRow:
-    """One row of a payout: a payment, a refund, a fee, or the summary."""
-
-    row_type: RowType
-    trans_id: str | None
-    ref_id: str | None
-    payer_variable_symbol: str | None
-    currency: str | None
-    confirmed_amount: Decimal
-    transferred_amount: Decimal
-    fee: Decimal
-    paid_at: datetime | None
-    method: str | None
-    label: str | None
 
 
 def comgate_credentials(settings: Settings) -> ComgateCredentials:
@@ -124,98 +99,6 @@ def currency_of_account(account: str, settings: Settings) -> str | None:
         normalize_account(settings.comgate_payout_account_eur): "EUR",
     }
     return accounts.get(normalize_account(account))
-
-
-# --- parsing -------------------------------------------------------------------------------------
-
-
-def _key(label: str) -> str:
-    # "Variabilní symbol plátce" -> "variabilnisymbolplatce": tolerant of case, spaces and diacritics.
-    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in ascii_label.lower() if ch.isalnum())
-
-
-ROW_FIELDS = {
-    "type": ("typ", "type"),
-    "trans_id": ("idcomgate", "comgateid", "transid"),
-    "ref_id": ("idodklienta", "refid"),
-    "payer_vs": ("variabilnisymbolplatce", "vs"),
-    "currency": ("mena", "curr", "currency"),
-    "confirmed": ("potvrzenacastka", "confirmedamount"),
-    "transferred": ("prevedenacastka", "transferredamount"),
-    "fee": ("poplatekcelkem", "fee", "feetotal"),
-    "paid_at": ("datumzaplaceni", "paiddate"),
-    "method": ("metoda", "method"),
-    "label": ("produkt", "popis", "label"),
-}
-
-
-def parse_amount(value: Any) -> Decimal:
-    """An exact decimal from `"613,00"`, `"613.00"`, `613` or a JSON number; empty means zero."""
-    if value is None or value == "":
-        return Decimal("0")
-    if isinstance(value, Decimal | int):
-        return Decimal(value)
-    text = "".join(str(value).split()).replace(",", ".")
-    try:
-        return Decimal(text)
-    except InvalidOperation as exc:
-        raise ComgateError(f"Comgate sent an amount that is not a number: {value!r}") from exc
-
-
-def parse_local_datetime(value: Any) -> datetime | None:
-    """Comgate's `YYYY-MM-DD HH:MM:SS` (Prague time) as an aware UTC datetime; empty means None."""
-    if value is None or str(value).strip() == "":
-        return None
-    parsed = datetime.fromisoformat(str(value).strip())
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=PRAGUE)
-    return parsed.astimezone(UTC)
-
-
-def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
-def parse_transfer(item: Mapping[str, Any]) -> Transfer:
-    """One item of transferList."""
-    try:
-        return Transfer(
-            transfer_id=int(item["transferId"]),
-            transfer_date=date.fromisoformat(str(item["transferDate"])),
-            account_counterparty=str(item.get("accountCounterparty") or ""),
-            account_outgoing=str(item.get("accountOutgoing") or ""),
-            variable_symbol=str(item.get("variableSymbol") or ""),
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ComgateError(f"Comgate sent a transfer this client cannot read: {dict(item)!r}") from exc
-
-
-def parse_row(item: Mapping[str, Any]) -> TransferRow:
-    """One row of singleTransfer."""
-    by_key = {_key(str(k)): v for k, v in item.items()}
-
-    def field(name: str) -> Any:
-        return next((by_key[k] for k in ROW_FIELDS[name] if k in by_key), None)
-
-    try:
-        row_type = RowType(int(field("type")))
-    except (TypeError, ValueError) as exc:
-        raise ComgateError(f"Comgate sent a transfer row of unknown type: {dict(item)!r}") from exc
-    return TransferRow(
-        row_type=row_type,
-        trans_id=_text(field("trans_id")),
-        ref_id=_text(field("ref_id")),
-        payer_variable_symbol=_text(field("payer_vs")),
-        currency=_text(field("currency")),
-        confirmed_amount=parse_amount(field("confirmed")),
-        transferred_amount=parse_amount(field("transferred")),
-        fee=parse_amount(field("fee")),
-        paid_at=parse_local_datetime(field("paid_at")),
-        method=_text(field("method")),
-        label=_text(field("label")),
-    )
 
 
 # --- the client ----------------------------------------------------------------------------------
