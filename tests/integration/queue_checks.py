@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -63,50 +64,56 @@ def consumer_key(base_url: str, name: str, task_type: str) -> str:
     return key
 
 
-def start_drainers(
-    base_url: str, key: str, task_type: str, out_dir: Path, processes: int, threads: int, *extra: str
-) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Start `processes` drain worker processes of `threads` threads each."""
-    started = []
-    for n in range(processes):
-        out = out_dir / f"drain-{n}.json"
-        command = [
-            sys.executable,
-            "-m",
-            "tests.integration.queue_workers",
-            "drain",
-            base_url,
-            key,
-            task_type,
-            str(threads),
-            str(out),
-            *extra,
-        ]
-        started.append((subprocess.Popen(command, cwd=ROOT), out))
-    return started
+class Drainers:
+    """`processes` drain worker processes of `threads` threads each (killed on exit if still running).
 
+    with Drainers(url, key, task_type, tmp_path, 2, 16) as drainers:
+        seen = drainers.collect(timeout=600)
+    """
 
-def collect(started: list[tuple[subprocess.Popen[bytes], Path]], timeout: float) -> dict[str, Any]:
-    """Wait for the drain processes and merge what they saw."""
-    merged: dict[str, Any] = {
-        "locked": [],
-        "completed": [],
-        "batch_completed": 0,
-        "conflicts": [],
-        "unavailable": 0,
-        "unexpected": [],
-    }
-    for process, out in started:
-        try:
-            assert process.wait(timeout=timeout) == 0, f"drain worker exited with {process.returncode}"
-        finally:
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        task_type: str,
+        out_dir: Path,
+        processes: int,
+        threads: int,
+        *extra: str,
+    ) -> None:
+        self.started: list[tuple[subprocess.Popen[bytes], Path]] = []
+        for n in range(processes):
+            out = out_dir / f"drain-{n}.json"
+            args = ["drain", base_url, key, task_type, str(threads), str(out), *extra]
+            command = [sys.executable, "-m", "tests.integration.queue_workers", *args]
+            self.started.append((subprocess.Popen(command, cwd=ROOT), out))
+
+    def __enter__(self) -> Drainers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for process, _ in self.started:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        tally = json.loads(out.read_text())
-        for key, value in tally.items():
-            merged[key] += value
-    return merged
+
+    def collect(self, timeout: float) -> dict[str, Any]:
+        """Wait for the processes to finish and merge what they saw."""
+        merged: dict[str, Any] = {
+            "locked": [],
+            "completed": [],
+            "batch_completed": 0,
+            "conflicts": [],
+            "unavailable": 0,
+            "unexpected": [],
+        }
+        deadline = time.monotonic() + timeout
+        for process, out in self.started:
+            code = process.wait(timeout=max(deadline - time.monotonic(), 1))
+            assert code == 0, f"a drain worker exited with {code}"
+            for key, value in json.loads(out.read_text()).items():
+                merged[key] += value
+        return merged
 
 
 def task_counts(engine: Engine, task_type: str) -> dict[str, int]:

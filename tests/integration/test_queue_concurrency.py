@@ -22,11 +22,10 @@ from backoffice.settings import Settings
 from backoffice.storage.tasks import TaskStore
 from task_queue_api.main import create_app
 from tests.integration.queue_checks import (
+    Drainers,
     assert_exactly_once,
-    collect,
     consumer_key,
     seed_tasks,
-    start_drainers,
 )
 from tests.sidecar import ADMIN, Sidecar
 
@@ -55,7 +54,8 @@ def test_processes_drain_every_task_exactly_once(
     workers = 2 if dialect == "postgresql" else 1
     with Sidecar(settings, workers=workers, log_path=tmp_path / "sidecar.log") as sidecar:
         key = consumer_key(sidecar.url, "drainer", "EshopExport")
-        seen = collect(start_drainers(sidecar.url, key, "EshopExport", tmp_path, PROCESSES, THREADS), 600)
+        with Drainers(sidecar.url, key, "EshopExport", tmp_path, PROCESSES, THREADS) as drainers:
+            seen = drainers.collect(timeout=600)
 
     assert seen["unexpected"] == []
     assert seen["unavailable"] == 0
