@@ -63,6 +63,8 @@ class PickingPDF(FPDF):
         super().__init__(orientation="P", unit="mm", format="A4")
         self.list_header = header
         self.order_count = order_count
+        # The order whose item table is being drawn: a page break inside it names it on the next page.
+        self.continued_order: str | None = None
         self.add_font(FONT, "", str(FONT_DIR / "DejaVuSans.ttf"))
         self.add_font(FONT, "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
         self.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
@@ -80,6 +82,9 @@ class PickingPDF(FPDF):
         self.ln(9)
         self.line(self.l_margin, self.get_y(), self.w - self.r_margin, self.get_y())
         self.ln(2)
+        if self.continued_order:
+            self.set_font(FONT, "B", 10)
+            self.cell(0, 6, f"{self.continued_order} (pokračování)", new_x="LMARGIN", new_y="NEXT")
 
     def footer(self) -> None:
         self.set_y(-MARGIN_MM - 2)
@@ -113,7 +118,9 @@ class PickingPDF(FPDF):
         for remark in order.remarks:
             self.multi_cell(0, 5, f"Poznámka {DASH} {remark}", new_x="LMARGIN", new_y="NEXT")
         self.ln(1)
+        self.continued_order = order.code
         self._table(ITEM_HEADINGS, ITEM_WIDTHS, [_item_row(item) for item in order.items])
+        self.continued_order = None
         self.ln(4)
 
     def summary(self, lines: Sequence[SummaryLine]) -> None:

@@ -206,3 +206,16 @@ def test_rendered_pdf_has_czech_text_every_order_and_the_summary() -> None:
     assert summary_lines.index("☐ H2/M3/R4 ANL-002 Konopný balzám 2 2") < summary_lines.index(
         "☐ H10/M1/R1 ANL-001 Pleťový krém 50 ml 4 2"
     )
+
+
+def test_an_order_running_over_a_page_is_named_on_the_next_page() -> None:
+    items = [
+        {"itemType": "product", "code": f"ANL-{n:03d}", "name": "Šampon s kopřivou", "amount": "1.000"}
+        for n in range(80)
+    ]
+    orders = [parse_order(detail("2024100007", items=items))]
+    pdf = render_picking_list(ListHeader("PPL", "noon", datetime(2024, 5, 6, 12)), orders, summarize(orders))
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+    assert len(pages) >= 3  # two pages of items, then the summary
+    assert "2024100007 (pokračování)" in pages[1] and "(pokračování)" not in pages[0]
+    assert "(pokračování)" not in pages[-1]
