@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from backoffice.storage.warehouse import Box, TransportBoxStore
 from task_queue_api.deps import ContextDep, OperatorDep
 from task_queue_api.schemas.transport_boxes import (
+    BOX_CODE_PATTERN,
     BoxState,
     TransportBoxCreate,
     TransportBoxList,
@@ -18,6 +19,8 @@ from task_queue_api.schemas.transport_boxes import (
 )
 
 router = APIRouter(prefix="/api/transport-boxes", tags=["transport-boxes"])
+
+BoxCodePath = Annotated[str, Path(max_length=64, pattern=BOX_CODE_PATTERN, description="The box's code")]
 
 
 def get_store(ctx: ContextDep) -> TransportBoxStore:
@@ -56,14 +59,14 @@ def list_boxes(
 
 
 @router.get("/{code}", response_model=TransportBoxPublic)
-def get_box(code: str, store: StoreDep, _: OperatorDep) -> TransportBoxPublic:
+def get_box(code: BoxCodePath, store: StoreDep, _: OperatorDep) -> TransportBoxPublic:
     """One box with each item's movement state (`pending`, `sent`, `stocked`, `unknown`)."""
     return _public(store.get(code))
 
 
 @router.put("/{code}/state", response_model=TransportBoxPublic)
 def change_state(
-    code: str, body: TransportBoxStateUpdate, store: StoreDep, operator: OperatorDep
+    code: BoxCodePath, body: TransportBoxStateUpdate, store: StoreDep, operator: OperatorDep
 ) -> TransportBoxPublic:
     """Move a box by hand: e.g. to `Received` when it arrives, or out of `Error` once checked.
 

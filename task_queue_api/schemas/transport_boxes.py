@@ -11,8 +11,16 @@ BoxState = Literal["New", "Opened", "InTransit", "Received", "InSwap", "Stocked"
 CreateState = Literal["New", "Opened", "InTransit", "Received", "InSwap"]
 MovementState = Literal["pending", "sent", "stocked", "unknown"]
 # Box codes travel in URL paths, so no slashes or spaces.
-BoxCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-ProductCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+BOX_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+BoxCode = Annotated[str, Field(min_length=1, max_length=64, pattern=BOX_CODE_PATTERN)]
+# Shoptet product codes: anything printable, no surrounding spaces, no control characters (which
+# PostgreSQL text refuses).
+ProductCode = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+    ),
+]
 
 
 class TransportBoxItemCreate(BaseModel):

@@ -33,7 +33,7 @@ def put_state(client: TestClient, code: str, headers: dict[str, str] = ADMIN, **
 
 
 def test_create_then_get_and_list_by_state(client: TestClient, operator: dict[str, str]) -> None:
-    items = [{"product_code": "ANL-001", "amount": 12}, {"product_code": "ANL-007", "amount": 3}]
+    items = [{"product_code": "ANL-001", "amount": 12}, {"product_code": "Krém / 50 ml", "amount": 3}]
     response = client.post(URL, json={"code": "B-001", "state": "Received", "items": items}, headers=operator)
     assert response.status_code == 201, response.text
     assert response.headers["location"] == f"{URL}/B-001"
@@ -42,7 +42,7 @@ def test_create_then_get_and_list_by_state(client: TestClient, operator: dict[st
     assert box["created_by"] == "ops" and box["updated_by"] == "ops" and box["error_reason"] is None
     assert [(i["product_code"], i["amount"], i["movement_state"]) for i in box["items"]] == [
         ("ANL-001", 12, "pending"),
-        ("ANL-007", 3, "pending"),
+        ("Krém / 50 ml", 3, "pending"),
     ]
     create_box(client, code="B-002")  # New, no items yet
 
@@ -72,6 +72,8 @@ def test_duplicate_code_is_409(client: TestClient) -> None:
         {"code": "B-1", "items": [{"product_code": "A", "amount": "5"}]},
         {"code": "B-1", "items": [{"product_code": "A", "amount": 1.5}]},
         {"code": "B-1", "items": [{"product_code": " ", "amount": 1}]},
+        {"code": "B-1", "items": [{"product_code": "A\u0000B", "amount": 1}]},
+        {"code": "B-1", "items": [{"product_code": "A ", "amount": 1}]},
         {"code": "B-1", "items": [{"product_code": "A", "amount": 1}, {"product_code": "A", "amount": 2}]},
         {"code": "B-1", "unknown": True},
         {"code": "x" * 65},
@@ -84,6 +86,7 @@ def test_bad_create_bodies_are_422(client: TestClient, body: dict[str, Any]) -> 
 
 def test_unknown_box_is_404_and_bad_state_filter_is_422(client: TestClient) -> None:
     assert_error(client.get(f"{URL}/nope", headers=ADMIN), 404, "not_found")
+    assert_error(client.get(f"{URL}/bad%00code", headers=ADMIN), 422, "validation_error")
     assert_error(put_state(client, "nope", state="Received"), 404, "not_found")
     assert_error(client.get(URL, params={"state": "Lost"}, headers=ADMIN), 422, "validation_error")
     assert_error(client.get(URL, params={"limit": 0}, headers=ADMIN), 422, "validation_error")
