@@ -10,9 +10,11 @@ HTTP (list + details, 3 connections), parsing, database (upsert in batches of 50
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -58,20 +60,56 @@ def start_fake(invoices: int) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the fake Shoptet did not start")
 
 
-def run(base_url: str, database_url: str) -> tuple[ImportReport, float, int]:
-    """One import of DAY's CZK invoices: the report, wall seconds and HTTP requests sent."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by all PostgreSQL server processes (0 when they are not visible)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().split(" ", 2)[1] in ("(postgres)", "(postmaster)"):
+                total += cpu_seconds(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+@dataclass
+class Run:
+    """One import's report and what it cost."""
+
+    report: ImportReport
+    seconds: float
+    requests: int
+    cpu: dict[str, float]
+
+
+def run(base_url: str, database_url: str, fake_pid: int) -> Run:
+    """One import of DAY's CZK invoices, with the CPU used by us, the fake and PostgreSQL."""
     engine = create_db_engine(Settings(database_url=database_url))
     try:
         with ShoptetClient(base_url, DEFAULT_TOKEN) as client:
+            cpu = (time.process_time(), cpu_seconds(fake_pid), postgres_cpu_seconds())
             started = time.perf_counter()
             report = import_invoices(client, engine, DAY, "CZK")
-            return report, time.perf_counter() - started, client.stats.requests
+            seconds = time.perf_counter() - started
+            used = {
+                "import (client, parsing, SQLAlchemy)": time.process_time() - cpu[0],
+                "fake Shoptet": cpu_seconds(fake_pid) - cpu[1],
+                "PostgreSQL": postgres_cpu_seconds() - cpu[2],
+            }
+            return Run(report, seconds, client.stats.requests, used)
     finally:
         engine.dispose()
 
 
-def show(title: str, report: ImportReport, seconds: float, requests: int) -> None:
+def show(title: str, result: Run) -> None:
     """Print one run's figures."""
+    report, seconds, requests = result.report, result.seconds, result.requests
     t = report.timings
     print(f"\n{title}")
     print(
@@ -86,6 +124,9 @@ def show(title: str, report: ImportReport, seconds: float, requests: int) -> Non
     )
     for name, value in phases:
         print(f"    {name:<22} {value:6.1f} s  {100 * value / seconds:5.1f} % of the wall time")
+    print(f"  CPU used (2 cores, shared): {sum(result.cpu.values()):.1f} s")
+    for name, value in result.cpu.items():
+        print(f"    {name:<38} {value:6.1f} s")
 
 
 def main() -> None:
@@ -102,8 +143,10 @@ def main() -> None:
     process, base_url = start_fake(args.invoices)
     print(f"fake Shoptet with {args.invoices} invoices up in {time.perf_counter() - generating:.1f} s")
     try:
-        show("first import (everything new)", *run(base_url, database_url))
-        show("re-import (nothing changed)", *run(base_url, database_url))
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        show("first import (everything new)", run(base_url, database_url, process.pid))
+        show("re-import (nothing changed)", run(base_url, database_url, process.pid))
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:
         process.terminate()
         process.wait(timeout=10)

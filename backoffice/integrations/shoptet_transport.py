@@ -197,17 +197,26 @@ class ShoptetTransport:
         time.sleep(seconds)
 
     @staticmethod
-    def _errors_of(response: httpx.Response) -> list[JSONObject]:
+    def _body(response: httpx.Response) -> Any:
+        if not response.content:
+            return None
         try:
-            body = response.json()
+            return response.json()
         except ValueError:
-            return []
+            return None
+
+    @staticmethod
+    def _errors_in(body: Any) -> list[JSONObject]:
         errors = body.get("errors") if isinstance(body, dict) else None
         return list(errors) if isinstance(errors, list) else []
 
+    def _errors_of(self, response: httpx.Response) -> list[JSONObject]:
+        return self._errors_in(self._body(response))
+
     def _unwrap(self, method: str, path: str, response: httpx.Response, *, attempts: int) -> Any:
         status = response.status_code
-        errors = self._errors_of(response)
+        body = self._body(response)  # parsed once: a detail is a few kB and there are thousands
+        errors = self._errors_in(body)
         if status >= 400 or errors:
             detail = _error_message(errors) or response.text[:200] or response.reason_phrase
             message = f"Shoptet {method} {path} failed ({status}): {detail.rstrip('.')}"
@@ -221,9 +230,13 @@ class ShoptetTransport:
                 kind = ShoptetUnavailable
                 message += f" (after {attempts} attempts)"
             raise kind(message, http_status=status, errors=errors)
-        if status == 204 or not response.content:
-            return None
-        return response.json().get("data")
+        if response.content and not isinstance(body, dict):
+            raise ShoptetError(
+                f"Shoptet {method} {path} answered {status} without its JSON envelope: "
+                f"{response.text[:160]!r}",
+                http_status=status,
+            )
+        return body.get("data") if body else None
 
     def paginate(self, path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[JSONObject]:
         """Every item of list `data[key]` over all pages (`data.paginator`), page by page."""
