@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pypdf import PdfReader
 from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.picking import format_quantity, parse_order, summarize
 from backoffice.picking_run import PickingResult
-from backoffice.settings import Settings
+from backoffice.settings import Settings, get_settings
 from flows.print_picking_lists import print_picking_lists
 from tests.servers import serve
 
@@ -97,9 +98,31 @@ def test_pdfs_hold_every_order_and_the_summary_and_orders_move_on(
     assert all(code in markdown for code in to_check)
 
 
+class ListingBarrier:
+    """In front of the fake: holds each order listing until `parties` runs have asked for one.
+
+    So the runs surely overlap: both have listed the same orders before either claims any.
+    """
+
+    def __init__(self, app: Any, parties: int, timeout: float = 120.0) -> None:
+        self.app, self.parties, self.timeout, self.arrived = app, parties, timeout, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/api/orders":
+            self.arrived += 1
+            waited = 0.0
+            while self.arrived < self.parties and waited < self.timeout:
+                await asyncio.sleep(0.01)
+                waited += 0.01
+        await self.app(scope, receive, send)
+
+
 @pytest.mark.usefixtures("use_settings")
-def test_two_overlapping_runs_never_print_an_order_twice(fake: FakeShoptet, settings: Settings) -> None:
-    fake.latency = 0.02  # every request takes a while, so the runs really overlap
+def test_two_overlapping_runs_never_print_an_order_twice(
+    fake: FakeShoptet, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.latency = 0.02  # every request takes a while, so the runs interleave further
+    barrier = ListingBarrier(fake.app, parties=2)
     results: list[Any] = []
     start = threading.Barrier(2)
 
@@ -107,14 +130,18 @@ def test_two_overlapping_runs_never_print_an_order_twice(fake: FakeShoptet, sett
         start.wait()
         results.append(print_picking_lists(batch, force=True))
 
-    threads = [threading.Thread(target=run, args=(batch,)) for batch in ("morning", "noon")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=240)
+    with serve(barrier) as url:
+        monkeypatch.setenv("BACKOFFICE_SHOPTET_BASE_URL", url)
+        get_settings.cache_clear()
+        threads = [threading.Thread(target=run, args=(batch,)) for batch in ("morning", "noon")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=240)
 
     assert len(results) == 2 and all(isinstance(r, PickingResult) and r.ok for r in results)
-    # They did overlap: one run met orders the other held, or had listed and then let go.
+    assert barrier.arrived == 2
+    # Both listed every order; each order went to one run, the other met it held or let it go.
     assert any(r.held_elsewhere or r.released for r in results)
     printed = Counter(code for r in results for f in r.files for code in f.orders)
     to_print = {code for code, d in fake.state.orders.items() if not parse_order(d).address_problems}
