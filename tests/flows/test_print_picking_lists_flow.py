@@ -165,3 +165,16 @@ def test_a_rerun_prints_nothing_new(fake: FakeShoptet, settings: Settings) -> No
     assert isinstance(second, PickingResult) and second.files == [] and second.to_check == []
     assert len(fake.state.status_changes) == requests_before
     assert len(picking_pdfs(settings)) == len(first.files)
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_missing_token_fails_at_once_naming_it(
+    fake: FakeShoptet, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BACKOFFICE_SHOPTET_API_TOKEN")
+    get_settings.cache_clear()
+
+    state = print_picking_lists("morning", return_state=True)
+
+    assert state.is_failed() and "BACKOFFICE_SHOPTET_API_TOKEN" in str(state.message)
+    assert fake.state.requests == [] and picking_pdfs(settings) == []
