@@ -30,7 +30,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import (
@@ -46,7 +45,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backoffice.errors import BackofficeError
+from backoffice.errors import BackofficeError, PrefectUnavailable
+from backoffice.jobs.control import JobControl
+from backoffice.jobs.status import JobStatus
 from backoffice.storage.event_counts import EventCounts
 from backoffice.storage.records import TypeStats
 from task_queue_api.context import AppContext
@@ -60,6 +61,8 @@ EVENT_COUNTERS = {
     "failed": ("backoffice_task_failures", "Failures reported by workers, and dead-letters by lock expiry."),
     "lock_expired": ("backoffice_task_lock_expiries", "Locks that ran out and were swept."),
 }
+# A last run in one of these states has finished; a running or pending one says nothing yet.
+FINAL_STATE_TYPES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 router = APIRouter(tags=["health"])
@@ -112,7 +115,7 @@ class Snapshot:
     stats: list[TypeStats] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)
     prefect_up: bool | None = None
-    jobs: list[Any] = field(default_factory=list)
+    jobs: list[JobStatus] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -162,9 +165,39 @@ def _task_metrics(s: Snapshot) -> Iterator[Metric]:
         yield CounterMetricFamily(name, doc, value=s.events.get(event, 0))
 
 
-def job_metrics(jobs: list[Any], now: datetime) -> Iterator[Metric]:
-    """Per-job gauges (filled in once the jobs status module lands)."""
-    return iter(())
+def job_metrics(jobs: list[JobStatus], now: datetime) -> Iterator[Metric]:
+    """Per job: enabled, running, last run success and duration, seconds until the next run."""
+    labels = ["job_id"]
+    enabled = GaugeMetricFamily(
+        "backoffice_job_enabled", "1 when the job is enabled (not paused).", labels=labels
+    )
+    running = GaugeMetricFamily(
+        "backoffice_job_running", "1 while a run of the job is running.", labels=labels
+    )
+    success = GaugeMetricFamily(
+        "backoffice_job_last_run_success",
+        "1 when the job's last finished run completed, 0 when it failed, crashed or was cancelled.",
+        labels=labels,
+    )
+    duration = GaugeMetricFamily(
+        "backoffice_job_last_run_duration_seconds", "Duration of the job's last finished run.", labels=labels
+    )
+    until_next = GaugeMetricFamily(
+        "backoffice_job_seconds_until_next_run",
+        "Seconds until the job's next scheduled run (negative: overdue); absent when none is scheduled.",
+        labels=labels,
+    )
+    for job in jobs:
+        enabled.add_metric([job.id], int(job.enabled))
+        running.add_metric([job.id], int(job.running_now))
+        last = job.last_run
+        if last is not None and last.state_type in FINAL_STATE_TYPES:
+            success.add_metric([job.id], int(last.state_type == "COMPLETED"))
+            if last.duration_seconds is not None:
+                duration.add_metric([job.id], last.duration_seconds)
+        if job.next_run_at is not None:
+            until_next.add_metric([job.id], (job.next_run_at - now).total_seconds())
+    yield from (enabled, running, success, duration, until_next)
 
 
 def _event_counts(app: FastAPI, ctx: AppContext) -> EventCounts:
@@ -186,6 +219,22 @@ def read_queue(app: FastAPI, snapshot: Snapshot) -> None:
         snapshot.database_up = False
 
 
+async def read_jobs(app: FastAPI, snapshot: Snapshot) -> None:
+    """Fill the job part of a snapshot from the jobs status (the code behind GET /api/jobs)."""
+    if not snapshot.database_up:
+        return  # the Enabled records live in the database
+    ctx: AppContext = app.state.ctx
+    try:
+        snapshot.jobs = await JobControl(ctx.engine).list()
+        snapshot.prefect_up = True
+    except PrefectUnavailable as exc:
+        log.warning("metrics: %s", exc.message)
+        snapshot.prefect_up = False
+    except Exception:  # a scrape reports what it has; Prefect's part is marked down
+        log.exception("metrics: reading the jobs from Prefect failed")
+        snapshot.prefect_up = False
+
+
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: tasks, queue counters, request durations, jobs (no key needed)."""
@@ -194,6 +243,7 @@ async def metrics(request: Request) -> Response:
     app: FastAPI = request.app
     snapshot = Snapshot()
     await anyio.to_thread.run_sync(read_queue, app, snapshot)
+    await read_jobs(app, snapshot)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(app.state.request_histogram)
     registry.register(SnapshotCollector(snapshot))
@@ -203,7 +253,7 @@ async def metrics(request: Request) -> Response:
 def install_metrics(app: FastAPI) -> None:
     """Time every request and serve `/metrics`."""
     # The *_created series double every histogram line and no dashboard of ours reads them.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     app.state.request_histogram = new_request_histogram()
     app.add_middleware(RequestTimer, histogram=app.state.request_histogram)
     app.include_router(router)

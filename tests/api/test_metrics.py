@@ -6,12 +6,18 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from prefect.states import Completed, Failed, Running
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
 
 from backoffice.settings import Settings
 from task_queue_api.main import create_app
 from tests.api.conftest import ADMIN
+from tests.deployed import deployed_catalog, in_step
+from tests.deployments.conftest import deployment, prefect
+from tests.servers import free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -149,3 +155,75 @@ def test_unknown_paths_share_one_route_label(client: TestClient) -> None:
         status="404",
     )
     assert count == 3
+
+
+async def _finished_run(client: Any, deployment_id: Any, final: Any) -> Any:
+    """A run of a deployment taken through Running to `final` (no worker needed)."""
+    run = await client.create_flow_run_from_deployment(deployment_id)
+    await client.set_flow_run_state(run.id, Running(), force=True)
+    await client.set_flow_run_state(run.id, final, force=True)
+    return run.id
+
+
+@pytest.mark.prefect
+@pytest.mark.xdist_group("deployments")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_job_metrics_equal_the_jobs_api(settings: Settings, engine: Engine, prefect_server: None) -> None:
+    catalog = deployed_catalog()
+    in_step(engine, catalog)
+    runs = [
+        prefect(_finished_run, deployment("Controlling").id, Completed()),
+        prefect(_finished_run, deployment("Print_Picking_morning").id, Failed()),
+    ]
+    try:
+        with TestClient(create_app(settings)) as client:
+            ops = {
+                "x-functions-key": post(client, "/api/keys", {"name": "ops", "role": "operator"}, ADMIN)[
+                    "key"
+                ]
+            }
+            response = client.put(
+                "/api/jobs/Print_Picking_noon/enabled", json={"enabled": False}, headers=ops
+            )
+            assert response.status_code == 200, response.text
+            jobs = {j["id"]: j for j in client.get("/api/jobs", headers=ops).json()["items"]}
+            before = datetime.now(UTC)
+            samples = scrape(client)
+            after = datetime.now(UTC)
+    finally:
+        in_step(engine, catalog)
+        for run_id in runs:
+            prefect(lambda c, r=run_id: c.delete_flow_run(r))
+
+    assert value(samples, "backoffice_prefect_up") == 1
+    assert sorted(
+        dict(labels)["job_id"] for (name, labels) in samples if name == "backoffice_job_enabled"
+    ) == sorted(catalog.ids)
+    for job_id in catalog.ids:
+        assert value(samples, "backoffice_job_enabled", job_id=job_id) == (job_id != "Print_Picking_noon")
+        assert value(samples, "backoffice_job_running", job_id=job_id) == 0
+    assert value(samples, "backoffice_job_last_run_success", job_id="Controlling") == 1
+    assert value(samples, "backoffice_job_last_run_success", job_id="Print_Picking_morning") == 0
+    for job_id in ("Controlling", "Print_Picking_morning"):
+        duration = value(samples, "backoffice_job_last_run_duration_seconds", job_id=job_id)
+        assert duration == jobs[job_id]["last_run"]["duration_seconds"] and duration >= 0
+    assert ("backoffice_job_last_run_success", frozenset({("job_id", "Finish_Transport")})) not in samples
+    for job_id, job in jobs.items():
+        key = ("backoffice_job_seconds_until_next_run", frozenset({("job_id", job_id)}))
+        if job["next_run_at"] is None:
+            assert key not in samples, job_id
+        else:
+            next_run = datetime.fromisoformat(job["next_run_at"])
+            assert (next_run - after).total_seconds() <= samples[key] <= (next_run - before).total_seconds()
+    assert jobs["Print_Picking_noon"]["next_run_at"] is None  # disabled: its waiting runs are gone
+
+
+def test_scrape_answers_when_prefect_is_down(settings: Settings) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    dead = f"http://127.0.0.1:{free_port()}/api"  # nobody listens there
+    with temporary_settings(updates={PREFECT_API_URL: dead}), TestClient(create_app(settings)) as client:
+        samples = scrape(client)
+    assert value(samples, "backoffice_prefect_up") == 0
+    assert value(samples, "backoffice_database_up") == 1
+    assert not [name for name, _ in samples if name.startswith("backoffice_job_")]
