@@ -68,7 +68,10 @@ def done_message(request: Request) -> dict[str, str] | None:
             run_id = str(uuid.UUID(request.query_params.get("run", "")))
         except ValueError:
             return None
-        return {"text": f"Started a run of {job_id}.", "run_id": run_id}
+        text = f"Started a run of {job_id}."
+        if request.query_params.get("skipped"):
+            text += " The job is disabled, so this run ends as Skipped."
+        return {"text": text, "run_id": run_id}
     return None
 
 
@@ -98,5 +101,6 @@ async def run_now(request: Request, job_id: str, ctx: ContextDep, session: Check
         started = await JobControl(ctx.engine).run_now(job_id, session.principal.name)
     except BackofficeError as exc:
         return error_from(request, exc)
-    target = f"/?done=run&job={quote(job_id)}&run={started.flow_run_id}#jobs"
+    skipped = "" if started.enabled else "&skipped=1"
+    target = f"/?done=run&job={quote(job_id)}&run={started.flow_run_id}{skipped}#jobs"
     return RedirectResponse(target, status_code=303)

@@ -216,6 +216,11 @@ def test_operator_runs_the_back_office_from_the_dashboard(
     assert paused.paused and [s.active for s in paused.schedules] == [False]
     shot(page, "04-job-disabled")
 
+    # A disabled job can still be run by hand: the page says the run will end as Skipped.
+    noon.locator("button.run-now").click()
+    expect(page.locator("#flash")).to_contain_text("ends as Skipped")
+    skipped_run = uuid.UUID(page.locator("#flow-run-id").inner_text())
+
     # --- run a job now ------------------------------------------------------------------------
     page.locator('tr[data-job-id="Finish_Transport"] button.run-now').click()
     expect(page.locator("#flash")).to_contain_text("Started a run of Finish_Transport")
@@ -282,7 +287,8 @@ def test_operator_runs_the_back_office_from_the_dashboard(
     # The key never travelled in a URL.
     assert urls and not [u for u in urls if ops_key in u]
     context.close()
-    blocking(prefect, lambda client: client.delete_flow_run(run_id))
+    for manual in (run_id, skipped_run):
+        blocking(prefect, lambda client, r=manual: client.delete_flow_run(r))
 
 
 def prefect_ui() -> str:
