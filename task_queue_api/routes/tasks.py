@@ -211,6 +211,10 @@ def update_task(
     changes = body.model_dump(exclude_unset=True)
     if "data" in changes and changes["data"] is None:
         raise ValidationFailed("data must be a JSON object.")
+    # An explicit null would reach NOT NULL columns (500); only not_before may be cleared.
+    nulls = [k for k in ("priority", "max_attempts") if k in changes and changes[k] is None]
+    if nulls:
+        raise ValidationFailed(f"{' and '.join(nulls)} may not be null; leave the field out to keep it.")
     return TaskPublic.of(ctx.tasks.update(task_id, operator.name, changes, version))
 
 
