@@ -66,6 +66,17 @@ class Observation:
         """Snapshot a deployment."""
         return cls(deployed.deployment_id, deployed.paused, deployed.schedules)
 
+    @classmethod
+    def after_apply(cls, deployed: Deployed, enabled: bool) -> Observation:
+        """How `apply_enabled(deployed, enabled)` leaves the deployment.
+
+        Recorded instead of re-reading Prefect: an operator's toggle that lands while we apply
+        must show up as a difference on the next pass, not be taken for our own doing.
+        """
+        return cls(
+            deployed.deployment_id, not enabled, tuple((sid, enabled) for sid, _ in deployed.schedules)
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The variable value."""
         return {
@@ -117,9 +128,9 @@ async def read_observation(client: PrefectClient, job_id: str) -> Observation | 
     return Observation.from_json(variable.value) if variable is not None else None
 
 
-async def write_observation(client: PrefectClient, job_id: str, deployed: Deployed) -> None:
-    """Remember how the job's deployment looks now."""
-    name, value = observed_variable(job_id), Observation.of(deployed).to_json()
+async def write_observation(client: PrefectClient, job_id: str, seen: Observation) -> None:
+    """Remember how we left the job's deployment."""
+    name, value = observed_variable(job_id), seen.to_json()
     if await client.read_variable_by_name(name) is None:
         try:
             await client.create_variable(VariableCreate(name=name, value=value, tags=["backoffice"]))
@@ -169,9 +180,7 @@ async def set_enabled(
         record = await in_thread(store.set, job.id, enabled, actor)
         if deployed is not None:
             await apply_enabled(client, deployed, enabled)
-            after = await _fresh(client, job.id)
-            if after is not None:
-                await write_observation(client, job.id, after)
+            await write_observation(client, job.id, Observation.after_apply(deployed, enabled))
     return record
 
 
@@ -197,11 +206,13 @@ async def reconcile_job(
         log.info("job %s %s in Prefect; recorded", job.id, "enabled" if intent else "disabled")
     if not deployed.is_fully(record.enabled):
         await apply_enabled(client, deployed, record.enabled)
-        deployed = await _fresh(client, job.id) or deployed
-    elif not record.enabled:
-        # In step, but a redeploy or a manual run may have left waiting runs behind.
-        await delete_runs(client, await not_started_runs(client, deployed.deployment_id))
-    await write_observation(client, job.id, deployed)
+        left = Observation.after_apply(deployed, record.enabled)
+    else:
+        if not record.enabled:
+            # In step, but a redeploy or a manual run may have left waiting runs behind.
+            await delete_runs(client, await not_started_runs(client, deployed.deployment_id))
+        left = Observation.of(deployed)
+    await write_observation(client, job.id, left)
     return adopted
 
 
