@@ -1,0 +1,145 @@
+"""Failure alerts: a failing or timed-out run of a job posts to BACKOFFICE_ALERT_WEBHOOK_URL."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.flow_engine import run_flow
+from prefect.states import Cancelled, Running
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from backoffice.jobs.alerts import AUTOMATION_NAME, ensure_alert_automation
+from backoffice.jobs.control import JobControl
+from backoffice.jobs.timeouts import TIMED_OUT, enforce_timeouts
+from backoffice.settings import Settings
+from flows.import_shoptet_invoices import import_shoptet_invoices
+from tests.deployments.conftest import deployment, prefect
+from tests.servers import serve
+
+pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("deployments")]
+
+
+class Receiver:
+    """A local webhook receiver that keeps every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+
+    async def _hook(self, request: Request) -> Response:
+        self.bodies.append(await request.json())
+        return Response(status_code=204)
+
+    def wait_for(self, flow_run_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """The first body about `flow_run_id` (Prefect's automations fire within seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for body in self.bodies:
+                if body.get("flow_run_id") == flow_run_id:
+                    return body
+            time.sleep(0.2)
+        raise AssertionError(f"no alert for flow run {flow_run_id}; got {self.bodies}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    """The receiver, served on loopback, and its URL."""
+    hook = Receiver()
+    with serve(hook.app) as url:
+        yield hook, f"{url}/hook"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, receiver: tuple[Receiver, str]) -> Iterator[Settings]:
+    """Test settings with the alert webhook; no Shoptet token, so a Shoptet import fails at once."""
+    yield Settings(
+        database_url=database_url,
+        admin_key="test-admin-key",  # type: ignore[arg-type]
+        output_dir=tmp_path / "output",
+        shoptet_base_url="http://127.0.0.1:9",
+        shoptet_api_token="",  # type: ignore[arg-type]
+        alert_webhook_url=receiver[1],
+    )
+    # Leave no automation behind that posts to a receiver which is gone.
+    prefect(ensure_alert_automation, Settings(database_url=database_url, alert_webhook_url=None), [])
+
+
+def _install(settings: Settings, control: JobControl) -> Any:
+    ids = [deployment(job_id).id for job_id in control.catalog.ids]
+    return prefect(ensure_alert_automation, settings, ids)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # Prefect-side behaviour only
+@pytest.mark.usefixtures("use_settings")
+def test_a_failing_run_posts_to_the_webhook(
+    settings: Settings, control: JobControl, receiver: tuple[Receiver, str]
+) -> None:
+    first = _install(settings, control)
+    assert _install(settings, control) == first  # idempotent: updated in place
+    assert len(prefect(lambda c: c.read_automations_by_name(AUTOMATION_NAME))) == 1
+
+    deployment_id = deployment("Import_Shoptet_yesterday_EUR").id
+    flow_run = prefect(
+        lambda c: c.create_flow_run_from_deployment(deployment_id, parameters={"currency": "EUR"})
+    )
+    state = run_flow(
+        import_shoptet_invoices, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+    )
+    assert state.is_failed()
+
+    body = receiver[0].wait_for(str(flow_run.id))
+    assert body["job"] == "Import_Shoptet_yesterday_EUR"
+    assert (body["flow"], body["state"]) == ("import-shoptet-invoices", "Failed")
+    assert "BACKOFFICE_SHOPTET_API_TOKEN" in body["message"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_run_past_its_timeout_is_cancelled_as_timed_out_and_alerts(
+    settings: Settings, control: JobControl, receiver: tuple[Receiver, str]
+) -> None:
+    _install(settings, control)
+    job = control.catalog.get("Print_Picking_noon")
+    deployment_id = deployment(job.id).id
+
+    async def scenario(client: Any) -> tuple[list[Any], list[Any], Any]:
+        run = await client.create_flow_run_from_deployment(deployment_id)
+        await client.set_flow_run_state(run.id, Running(), force=True)
+        within = await enforce_timeouts(client, control.catalog, datetime.now(UTC) + timedelta(seconds=30))
+        past = await enforce_timeouts(
+            client, control.catalog, datetime.now(UTC) + timedelta(seconds=job.timeout_seconds + 60)
+        )
+        return within, past, await client.read_flow_run(run.id)
+
+    within, past, run = prefect(scenario)
+    assert within == [] and past == [run.id]
+    assert (run.state.type.value, run.state.name) == ("CANCELLING", TIMED_OUT)
+    body = receiver[0].wait_for(str(run.id))
+    assert (body["job"], body["state"]) == (job.id, TIMED_OUT)
+    prefect(lambda c: c.set_flow_run_state(run.id, Cancelled(), force=True))  # what the worker would do
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_without_a_url_there_is_no_automation_and_a_log_line(
+    settings: Settings, control: JobControl, caplog: pytest.LogCaptureFixture
+) -> None:
+    _install(settings, control)
+    with caplog.at_level(logging.INFO, logger="backoffice.jobs.alerts"):
+        assert (
+            prefect(
+                ensure_alert_automation,
+                Settings(database_url=settings.database_url, alert_webhook_url=None),
+                [],
+            )
+            is None
+        )
+    assert "BACKOFFICE_ALERT_WEBHOOK_URL is not set" in caplog.text
+    assert prefect(lambda c: c.read_automations_by_name(AUTOMATION_NAME)) == []
