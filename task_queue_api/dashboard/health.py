@@ -38,7 +38,8 @@ def database_check(ctx: AppContext) -> Check:
     return Check("Database", False, problem[1])
 
 
-def _worker_check(workers_by_pool: dict[str, list[Any]], now: datetime) -> Check:
+def flow_runner_check(workers_by_pool: dict[str, list[Any]], now: datetime) -> Check:
+    """Green when a worker of one of the jobs' pools sent a heartbeat lately."""
     if not workers_by_pool:
         return Check("Flow runner", False, "No job is deployed to a work pool; run `backoffice deploy`.")
     alive, last_seen = [], []
@@ -72,7 +73,7 @@ async def prefect_checks(job_ids: list[str]) -> list[Check]:
                 deployments = await read_deployments(client, job_ids)
                 pools = {d.work_pool_name for d in deployments.values() if d.work_pool_name}
                 workers = {pool: await client.read_workers_for_work_pool(pool) for pool in pools}
-                runner = _worker_check(workers, datetime.now(UTC))
+                runner = flow_runner_check(workers, datetime.now(UTC))
             except Exception as exc:  # a client error is a red light with its reason, never a 500
                 runner = Check("Flow runner", False, _why("Could not read the workers", exc))
     except PrefectUnavailable as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from backoffice.jobs.catalog import load_catalog
 from backoffice.settings import Settings
+from task_queue_api.dashboard.health import flow_runner_check
 from task_queue_api.dashboard.sessions import SESSION_SECONDS, SessionSigner, load_secret
 from task_queue_api.dashboard.views import cron_in_words, duration, local_time, relative
 
@@ -92,3 +94,28 @@ def test_the_secret_comes_from_settings_else_one_generated_file(tmp_path: Path) 
     first = load_secret(Settings(session_secret=None), path)
     assert len(first) >= 32 and load_secret(Settings(session_secret=None), path) == first
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+@dataclass
+class FakeWorker:
+    """The fields of a Prefect worker the flow-runner light reads."""
+
+    name: str
+    last_heartbeat_time: datetime | None
+    heartbeat_interval_seconds: int | None = 30
+
+
+def test_flow_runner_light() -> None:
+    now = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+    fresh = FakeWorker("w1", now - timedelta(seconds=40))
+    stale = FakeWorker("w2", now - timedelta(seconds=95))
+    never = FakeWorker("w3", None)
+    alive = flow_runner_check({"backoffice": [stale, fresh]}, now)
+    assert alive.ok and "w1 (backoffice, heartbeat 40 s ago)" in alive.reason and "w2 (" not in alive.reason
+    dead = flow_runner_check({"backoffice": [stale, never]}, now)
+    assert not dead.ok and dead.reason == "No live worker; last heartbeats: w2 1 min 35 s ago"
+    assert not flow_runner_check({"backoffice": []}, now).ok
+    assert "work pool backoffice" in flow_runner_check({"backoffice": [never]}, now).reason
+    assert "backoffice deploy" in flow_runner_check({}, now).reason
+    slow = FakeWorker("w4", now - timedelta(seconds=95), heartbeat_interval_seconds=60)
+    assert flow_runner_check({"p": [slow]}, now).ok  # three of its own intervals, not ours
