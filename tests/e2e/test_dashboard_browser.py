@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from backoffice.db import create_db_engine
 from backoffice.jobs.catalog import Catalog
 from backoffice.settings import Settings
+from task_queue_api.dashboard.views import LOCAL_TZ
 from task_queue_api.main import create_app
 from tests.deployed import deployed_catalog, in_step
 from tests.deployments.conftest import deployment, prefect
@@ -242,10 +244,14 @@ def test_operator_runs_the_back_office_from_the_dashboard(
     page.locator("header nav a", has_text="Tasks").click()
     page.select_option("select[name=task_type]", "EshopExport")
     page.select_option("select[name=status]", "failed")
+    today = datetime.now(LOCAL_TZ).date().isoformat()
+    page.fill("input[name=created_from]", today)
+    page.fill("input[name=created_to]", today)
     page.locator("#task-filters button[type=submit]").click()
     found = page.locator("#task-table tbody tr")
     expect(found).to_have_count(1)
     expect(found.first).to_have_attribute("data-task-id", ids["failed"])
+    assert f"created_from={today}" in page.url and "status=failed" in page.url
     shot(page, "06-tasks-filtered")
     found.first.locator("a.task-link").click()
     expect(page.locator("#task-status")).to_have_text("failed")
