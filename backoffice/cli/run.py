@@ -136,7 +136,9 @@ def run(
             api = env["PREFECT_API_URL"].rstrip("/")
         else:
             api = f"http://127.0.0.1:{prefect_port}/api"
+            # A laptop's SQLite under a burst of runs: wait for the write lock rather than fail.
             env.update(PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+            env.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
             env.setdefault("PREFECT_HOME", str(data_dir / "prefect"))
             sup.start(
                 "Prefect server",
@@ -159,6 +161,8 @@ def run(
             env.update(fakes)
             lines.append(f"  Fake Shoptet        {fakes['BACKOFFICE_SHOPTET_BASE_URL']}")
             lines.append(f"  Fake Comgate        {fakes['BACKOFFICE_COMGATE_BASE_URL']}")
+        # The sidecar needs no deployment: let it start while the catalog deploys.
+        sup.start("sidecar", [*BACKOFFICE, "api", "--host", host, "--port", str(port)])
         deploy = sup.start("backoffice deploy", [*BACKOFFICE, "deploy", "--env", env_name])
         while deploy.process.poll() is None:
             time.sleep(0.2)
@@ -167,7 +171,6 @@ def run(
         sup.start(
             "flow runner", [PYTHON, "-m", "prefect", "worker", "start", "--pool", env["BACKOFFICE_WORK_POOL"]]
         )
-        sup.start("sidecar", [*BACKOFFICE, "api", "--host", host, "--port", str(port)])
         sup.start("reconciler", [*BACKOFFICE, "jobs", "reconcile", "--loop"])
         _wait_http(sup, f"http://{host}:{port}/healthz", "sidecar")
         typer.echo("\nbackoffice is running. Ctrl-C stops everything.")
