@@ -110,7 +110,10 @@ class KeyStore:
         digest = hash_key(plaintext)
         if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
             return Principal(BOOTSTRAP_ADMIN, "admin")
-        with self.engine.connect() as conn:
+        # Every request runs this one read: on PostgreSQL, autocommit spares its BEGIN and
+        # ROLLBACK round trips (SQLite keeps its own transaction handling).
+        options = {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {}
+        with self.engine.connect().execution_options(**options) as conn:
             row = conn.execute(
                 select(ApiKey.name, ApiKey.role, ApiKey.task_types, ApiKey.key_hash).where(
                     ApiKey.key_hash == digest, ApiKey.revoked.is_(False)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from backoffice.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
+from backoffice.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 from backoffice.models.queue import Task, TaskEvent
 from backoffice.settings import Settings
 from backoffice.storage.dialects import CLAIMABLE, HELD, queue_dialect
@@ -242,15 +242,30 @@ class TaskStore(TaskQueries):
         if events:
             conn.execute(insert(TaskEvent), events)
 
-    def complete(self, task_id: uuid.UUID, token: uuid.UUID, result: Any, actor: str) -> TaskRecord:
-        """Complete a task held with `token`."""
+    def complete(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        result: Any,
+        actor: str,
+        task_types: frozenset[str] | None = None,
+    ) -> TaskRecord:
+        """Complete a task held with `token`; with `task_types` (a consumer's), only of those types."""
         self._check_size("result", result, self.settings.max_result_bytes)
         now = utcnow()
         with self.engine.begin() as conn:
             done = self.dialect.complete_many(conn, [(task_id, token, result)], actor, now)
-        if not done:
+            # Read back and check the type in the same transaction: one round of checkout,
+            # BEGIN and COMMIT per completion instead of three (the hot path of every worker).
+            task = self.find(task_id, conn) if done else None
+            if task is not None:
+                self._require_type(task, task_types, actor)  # raising rolls the completion back
+        if task is None:
+            found = self.find(task_id)
+            if found is not None:
+                self._require_type(found, task_types, actor)
             raise self._why_not_held(task_id, now)
-        return self.get(task_id)
+        return task
 
     def complete_many(
         self, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], actor: str
@@ -371,6 +386,11 @@ class TaskStore(TaskQueries):
         if row is None:
             raise NotFound(f"There is no task {task_id}.")
         return TaskRecord.from_row(row, now)
+
+    @staticmethod
+    def _require_type(task: TaskRecord, task_types: frozenset[str] | None, actor: str) -> None:
+        if task_types is not None and task.task_type not in task_types:
+            raise Forbidden(f"Key '{actor}' may not touch tasks of type '{task.task_type}'.")
 
     @staticmethod
     def _refuse_if_busy(task: TaskRecord) -> None:

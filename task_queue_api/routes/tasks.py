@@ -107,9 +107,9 @@ def complete_task(
     worker owns the task now. A holder whose lock ran out may still complete as long as
     nobody re-locked the task.
     """
-    if principal.task_types is not None:
-        _visible_task(ctx, principal, task_id)
-    return TaskPublic.of(ctx.tasks.complete(task_id, body.lock_token, body.result, principal.name))
+    # The store checks a consumer's task types inside the completing transaction.
+    task = ctx.tasks.complete(task_id, body.lock_token, body.result, principal.name, principal.task_types)
+    return TaskPublic.of(task)
 
 
 @router.post("/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS)
