@@ -10,6 +10,7 @@ concurrency, lease and outage tests, where workers in other processes need a rea
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -70,7 +71,10 @@ class Sidecar:
         env.update(settings_env(self.settings))
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         command = [*_cli(), "api", "--port", str(self.port), "--workers", str(self.workers)]
-        self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group: stop() reaches uvicorn's worker processes too.
+        self.process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=5) as client:
             while True:
@@ -87,15 +91,21 @@ class Sidecar:
                 time.sleep(0.2)
 
     def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL) and reap it."""
-        if self.process is None or self.process.poll() is not None:
+        """Terminate the server (SIGTERM, then SIGKILL to its whole process group) and reap it."""
+        if self.process is None:
             return
-        self.process.terminate()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=15)
+            # Whatever is left of the group (a worker the supervisor lost) goes too.
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=15)
 
     def _log(self) -> str:
         if self.log_path and self.log_path.exists():

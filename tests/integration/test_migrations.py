@@ -41,8 +41,9 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         url = f"sqlite:///{tmp_path / 'empty.db'}"
     else:
         server: str = request.getfixturevalue("postgres_server")
+        # Worker and pid keep concurrent runs (xdist, other checkouts) apart.
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        url = pg.recreate_database(server, f"backoffice_migrations_{worker}")
+        url = pg.recreate_database(server, f"backoffice_migrations_{worker}_{os.getpid()}")
     engine = create_db_engine(Settings(database_url=url), url)
     yield engine
     engine.dispose()
