@@ -9,6 +9,7 @@ concurrency, lease and outage tests, where workers in other processes need a rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -96,15 +97,11 @@ class Sidecar:
             return
         if self.process.poll() is None:
             self.process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            # Whatever is left of the group (a worker the supervisor lost) goes too.
+        # Whatever is left of the group (a worker the supervisor lost) goes too.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=15)
 
     def _log(self) -> str:
