@@ -140,8 +140,16 @@ async def write_observation(client: PrefectClient, job_id: str, seen: Observatio
     await client.update_variable(VariableUpdate(name=name, value=value))
 
 
-async def apply_enabled(client: PrefectClient, deployed: Deployed, enabled: bool) -> None:
-    """Make one deployment match `enabled` (pause, schedules, waiting runs, next runs)."""
+async def apply_enabled(
+    client: PrefectClient, deployed: Deployed, enabled: bool, *, every_waiting_run: bool = True
+) -> None:
+    """Make one deployment match `enabled` (pause, schedules, waiting runs, next runs).
+
+    Disabling deletes every waiting run (future, late, made by hand or by the catch-up) when an
+    operator disables; re-applying a record (after a redeploy) with `every_waiting_run=False`
+    deletes only what the scheduler made, as a run started by hand since is someone's intent
+    (it ends Skipped, or runs when forced).
+    """
     did = deployed.deployment_id
     if enabled:
         for sid, active in deployed.schedules:
@@ -157,8 +165,9 @@ async def apply_enabled(client: PrefectClient, deployed: Deployed, enabled: bool
     for sid, active in deployed.schedules:
         if active:
             await client.update_deployment_schedule(did, sid, active=False)
-    # Late runs and runs created by hand or by the misfire catch-up are not auto-scheduled.
-    await delete_runs(client, await not_started_runs(client, did))
+    # pause_deployment drops only future auto-scheduled runs; the rest is chosen here.
+    waiting = await not_started_runs(client, did)
+    await delete_runs(client, [run for run in waiting if every_waiting_run or run.auto_scheduled])
 
 
 async def _fresh(client: PrefectClient, job_id: str) -> Deployed | None:
@@ -205,12 +214,13 @@ async def reconcile_job(
         adopted = Adopted(job.id, intent)
         log.info("job %s %s in Prefect; recorded", job.id, "enabled" if intent else "disabled")
     if not deployed.is_fully(record.enabled):
-        await apply_enabled(client, deployed, record.enabled)
+        await apply_enabled(client, deployed, record.enabled, every_waiting_run=adopted is not None)
         left = Observation.after_apply(deployed, record.enabled)
     else:
         if not record.enabled:
-            # In step, but a redeploy or a manual run may have left waiting runs behind.
-            await delete_runs(client, await not_started_runs(client, deployed.deployment_id))
+            # In step, but the scheduler may have slipped runs in while a redeploy had un-paused it.
+            waiting = await not_started_runs(client, deployed.deployment_id)
+            await delete_runs(client, [run for run in waiting if run.auto_scheduled])
         left = Observation.of(deployed)
     await write_observation(client, job.id, left)
     return adopted

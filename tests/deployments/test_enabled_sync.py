@@ -42,7 +42,9 @@ def _job(api: TestClient, operator: dict[str, str], job_id: str) -> dict[str, An
     return body
 
 
-def test_disabling_pauses_and_deletes_waiting_runs(api: TestClient, operator: dict[str, str]) -> None:
+def test_disabling_pauses_and_deletes_waiting_runs(
+    api: TestClient, operator: dict[str, str], control: JobControl
+) -> None:
     job = "Controlling"
     assert api.put(f"/api/jobs/{job}/enabled", json={"enabled": True}, headers=operator).status_code == 200
     assert _waiting(job), "enabling creates the upcoming runs"
@@ -61,6 +63,14 @@ def test_disabling_pauses_and_deletes_waiting_runs(api: TestClient, operator: di
     )
     assert _state(job) == (True, [False])
     assert _waiting(job) == []  # future, late and hand-made runs alike
+
+    # A run asked for afterwards is the operator's: the reconciler leaves it to the worker.
+    forced = api.post(f"/api/jobs/{job}/run", json={"force": True}, headers=operator)
+    assert forced.status_code == 201, forced.text
+    assert asyncio.run(reconcile(control.store, control.catalog)) == []
+    assert [str(r.id) for r in runs_of(job) if r.state_type and r.state_type.value == "SCHEDULED"] == [
+        forced.json()["flow_run_id"]
+    ]
 
 
 def test_enabling_resumes_and_the_next_run_appears(api: TestClient, operator: dict[str, str]) -> None:
