@@ -45,6 +45,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 TYPE = "EshopExport"
 # Short leases: a task whose lock answer was lost (a 503 after the commit) comes back soon.
 LEASE = "3"
+TASKS = 2000
 IDLE_EXIT = "6"
 
 
@@ -91,7 +92,7 @@ def test_killed_connections_during_load(pg_url: str, tmp_path: Path) -> None:
     """pg_terminate_backend on every backend of the test database, again and again, mid-drain."""
     settings = pg_settings(pg_url)
     engine = create_db_engine(settings)
-    ids = seed_tasks(engine, 3000, TYPE)
+    ids = seed_tasks(engine, TASKS, TYPE)
     database = make_url(pg_url).database
     admin_url = make_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
     killed: list[int] = []
@@ -111,11 +112,11 @@ def test_killed_connections_during_load(pg_url: str, tmp_path: Path) -> None:
         with Sidecar(settings, workers=2, log_path=tmp_path / "sidecar.log") as sidecar:
             key = consumer_key(sidecar.url, "drainer", TYPE)
             with Drainers(sidecar.url, key, TYPE, tmp_path, 2, 8, LEASE, IDLE_EXIT) as drainers:
-                wait_for_progress(engine, 300)
+                wait_for_progress(engine, TASKS // 10)
                 thread = threading.Thread(target=killer)
                 thread.start()
                 try:
-                    wait_for_progress(engine, 1500)
+                    wait_for_progress(engine, TASKS // 2)
                 finally:
                     stop.set()
                     thread.join()
@@ -173,12 +174,12 @@ def test_database_restart_during_load(cluster: ThrowawayCluster, tmp_path: Path)
     upgrade(url)
     settings = pg_settings(url)
     engine = create_db_engine(settings)
-    ids = seed_tasks(engine, 3000, TYPE)
+    ids = seed_tasks(engine, TASKS, TYPE)
     try:
         with Sidecar(settings, workers=2, log_path=tmp_path / "sidecar.log") as sidecar:
             key = consumer_key(sidecar.url, "drainer", TYPE)
             with Drainers(sidecar.url, key, TYPE, tmp_path, 2, 8, LEASE, IDLE_EXIT) as drainers:
-                wait_for_progress(engine, 300)
+                wait_for_progress(engine, TASKS // 10)
                 cluster.stop()
                 try:
                     down = httpx.post(

@@ -1,0 +1,159 @@
+"""The benchmark's moving parts: seeding the scratch database, the sidecar, and worker processes.
+
+Each worker builds its own connections, reports `ready`, waits for `go`, works for `seconds`
+(or `samples` calls), and puts `(tasks done, lock latencies in seconds)` on `results`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+TASK_TYPE = "EshopExport"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seed(url: str, pending: int, finished: int) -> None:
+    """Empty the queue, then `finished` completed and `pending` pending tasks; VACUUM ANALYZE."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE tasks, task_events")
+        for status, count in (("completed", finished), ("pending", pending)):
+            if count:
+                conn.execute(
+                    """
+                    INSERT INTO tasks (id, task_type, data, status, priority, available_at, attempts,
+                                       max_attempts, version, created_at, created_by, updated_at, updated_by,
+                                       completed_date, completed_by, result)
+                    SELECT gen_random_uuid(), %(type)s, jsonb_build_object('n', g), %(status)s, 0,
+                           now() - interval '1 day' + g * interval '1 ms', 0, 5, 1, now(), 'bench', now(),
+                           'bench', CASE WHEN %(done)s THEN now() END,
+                           CASE WHEN %(done)s THEN 'bench' END,
+                           CASE WHEN %(done)s THEN '{"ok": true}'::jsonb END
+                    FROM generate_series(1, %(count)s) AS g
+                    """,
+                    {"type": TASK_TYPE, "status": status, "done": status == "completed", "count": count},
+                )
+        conn.execute("VACUUM ANALYZE tasks")
+
+
+def _store(url: str) -> Any:
+    from backoffice.db import create_db_engine
+    from backoffice.settings import Settings
+    from backoffice.storage.tasks import TaskStore
+
+    settings = Settings(database_url=url)
+    return TaskStore(create_db_engine(settings), settings)
+
+
+def storage_worker(url: str, limit: int, seconds: float, ready: Any, go: Any, results: Any) -> None:
+    """Lock `limit` tasks and complete them through the storage layer, for `seconds`."""
+    store = _store(url)
+    store.find(uuid.uuid4())  # open a pooled connection before the clock starts
+    ready.put(True)
+    go.wait()
+    done, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        tasks = store.lock(TASK_TYPE, "bench", limit)
+        if limit == 1:
+            for t in tasks:
+                store.complete(t.id, t.lock_token, {"ok": True}, "bench")
+        else:
+            store.complete_many([(t.id, t.lock_token, {"ok": True}) for t in tasks], "bench")
+        done += len(tasks)
+    results.put((done, []))
+
+
+def latency_worker(url: str, samples: int, seconds: float, ready: Any, go: Any, results: Any) -> None:
+    """Time `samples` single-task lock calls (each task then completed, untimed)."""
+    store = _store(url)
+    for _ in range(20):  # warm the pool and the statement caches
+        for t in store.lock(TASK_TYPE, "bench", 1):
+            store.complete(t.id, t.lock_token, {"ok": True}, "bench")
+    ready.put(True)
+    go.wait()
+    latencies: list[float] = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        tasks = store.lock(TASK_TYPE, "bench", 1)
+        latencies.append(time.perf_counter() - start)
+        for t in tasks:
+            store.complete(t.id, t.lock_token, {"ok": True}, "bench")
+    results.put((len(latencies), latencies))
+
+
+def http_worker(
+    base_url: str, key: str, limit: int, seconds: float, ready: Any, go: Any, results: Any
+) -> None:
+    """Lock `limit` tasks per call over HTTP and complete them (one call each, or one batch)."""
+    done = 0
+    with httpx.Client(base_url=base_url, headers={"x-functions-key": key}, timeout=60) as client:
+        client.get("/healthz").raise_for_status()
+        ready.put(True)
+        go.wait()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            locked = client.post("/api/tasks/lock", json={"task_type": TASK_TYPE, "limit": limit})
+            locked.raise_for_status()
+            items = locked.json()["items"]
+            if limit == 1:
+                for t in items:
+                    body = {"lock_token": t["lock_token"], "result": {"ok": True}}
+                    client.post(f"/api/tasks/{t['id']}/complete", json=body).raise_for_status()
+            elif items:
+                batch = [
+                    {"id": t["id"], "lock_token": t["lock_token"], "result": {"ok": True}} for t in items
+                ]
+                client.post("/api/tasks/complete", json={"items": batch}).raise_for_status()
+            done += len(items)
+    results.put((done, []))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def sidecar(url: str, workers: int) -> Iterator[tuple[str, str]]:
+    """`backoffice api --workers N` on the scratch database; yields (base URL, a consumer key)."""
+    port, admin = _free_port(), secrets.token_urlsafe(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOFFICE_")}
+    env.update(BACKOFFICE_DATABASE_URL=url, BACKOFFICE_ADMIN_KEY=admin)
+    cli = Path(sys.executable).parent / "backoffice"
+    command = [str(cli), "api", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the sidecar did not start")
+            time.sleep(0.2)
+        body = {"name": "bench-worker", "role": "consumer", "task_types": [TASK_TYPE]}
+        created = httpx.post(f"{base}/api/keys", json=body, headers={"x-functions-key": admin})
+        created.raise_for_status()
+        yield base, created.json()["key"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,189 @@
+"""Queue benchmark on PostgreSQL: lock+complete throughput and lock latency, with pgbench's bound.
+
+    uv run python bench/queue_bench.py [--server URL] [--seconds 5] [--quick]
+
+Prints one JSON line per figure (see bench/README.md). Everything runs against scratch
+databases it creates on the server (`backoffice_bench`, `backoffice_bench_pgbench`), never
+against an existing one. Workers are processes, as pgbench's clients are connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import multiprocessing as mp
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backoffice.migrate import upgrade  # noqa: E402
+from bench.bench_workers import http_worker, latency_worker, seed, sidecar, storage_worker  # noqa: E402
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+CONCURRENCY = (1, 4, 8)
+TARGETS = {"http_single": 0.2, "http_batch50": 1.0}
+
+
+def emit(**figure: Any) -> None:
+    """One JSON line per figure."""
+    print(json.dumps(figure), flush=True)
+
+
+def recreate(server: str, name: str) -> str:
+    """Drop and create a scratch database; its URL."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def pg_binary(name: str) -> str:
+    """A PostgreSQL client binary (pgbench lives beside the server binaries)."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise SystemExit(f"{name} not found under /usr/lib/postgresql/*/bin")
+    return found[-1]
+
+
+def pgbench(server: str, bench_dir: Path) -> float:
+    """tasks/s of pgbench's claim+complete with 8 clients on its own scratch database."""
+    url = recreate(server, "backoffice_bench_pgbench")
+    subprocess.run(
+        [pg_binary("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-f", str(bench_dir / "pgbench_schema.sql"), url],
+        check=True,
+        capture_output=True,
+    )
+    script = str(bench_dir / "pgbench_claim_complete.sql")
+    command = [pg_binary("pgbench"), "-n", "-M", "prepared", "-c", "8", "-j", "2", "-t", "2500", "-f", script]
+    out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    if not match:
+        raise SystemExit(f"cannot read pgbench's tps from:\n{out}")
+    return float(match.group(1))
+
+
+def run_workers(target: Any, workers: int, args: tuple[Any, ...], seconds: float) -> tuple[int, list[float]]:
+    """Start `workers` processes, release them together, and sum what they did in `seconds`."""
+    ctx = mp.get_context("spawn")
+    ready, results = ctx.Queue(), ctx.Queue()
+    go = ctx.Event()
+    procs = [ctx.Process(target=target, args=(*args, seconds, ready, go, results)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)  # start-up (imports, connections) is not measured
+    go.set()
+    done, latencies = 0, []
+    for _ in procs:
+        count, lat = results.get(timeout=seconds + 300)
+        done += count
+        latencies += lat
+    for p in procs:
+        p.join(timeout=60)
+    return done, latencies
+
+
+def throughput(url: str, args: argparse.Namespace, base: float | None) -> dict[str, float]:
+    """Figures (a), (b), (c): tasks/s at 1, 4 and 8 workers."""
+    best: dict[str, float] = {}
+    pending = 40_000
+    seed(url, pending=pending, finished=0)
+    for n in CONCURRENCY:
+        done, _ = run_workers(storage_worker, n, (url, 1), args.seconds)
+        rate = done / args.seconds
+        emit(figure="storage_lock_complete", workers=n, tasks_per_s=round(rate, 1))
+        seed(url, pending=pending, finished=0)
+    with sidecar(url, args.http_workers) as (base_url, key):
+        for name, limit in (("http_single", 1), ("http_batch50", 50)):
+            for n in CONCURRENCY:
+                done, _ = run_workers(http_worker, n, (base_url, key, limit), args.seconds)
+                rate = done / args.seconds
+                best[name] = max(best.get(name, 0.0), rate)
+                ratio = {"vs_pgbench": round(rate / base, 3)} if base else {}
+                emit(
+                    figure=name,
+                    workers=n,
+                    http_workers=args.http_workers,
+                    tasks_per_s=round(rate, 1),
+                    **ratio,
+                )
+                seed(url, pending=pending, finished=0)
+    return best
+
+
+def latency(url: str, pending: int, finished: int, samples: int) -> dict[str, float]:
+    """Lock latency (one task per call, storage layer, one worker) over a given table."""
+    seed(url, pending=pending, finished=finished)
+    _, lat = run_workers(latency_worker, 1, (url, samples), 600)
+    ms = sorted(x * 1000 for x in lat)
+    p50 = statistics.median(ms)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    emit(
+        figure="lock_latency",
+        pending=pending,
+        finished=finished,
+        samples=len(ms),
+        p50_ms=round(p50, 3),
+        p99_ms=round(p99, 3),
+    )
+    return {"p50": p50, "p99": p99}
+
+
+def main() -> None:
+    """Run every figure and print the ratios to the targets."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", default=os.environ.get("BACKOFFICE_BENCH_SERVER_URL", DEFAULT_SERVER))
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per throughput figure")
+    parser.add_argument("--http-workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--pgbench-dir", type=Path, default=ROOT.parent / "shared" / "bench")
+    parser.add_argument("--big-finished", type=int, default=1_000_000)
+    parser.add_argument("--big-pending", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=800, help="lock calls per latency figure")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["pgbench", "throughput", "latency"])
+    args = parser.parse_args()
+
+    url = recreate(args.server, "backoffice_bench")
+    upgrade(url)
+    base = None
+    if "pgbench" not in args.skip:
+        base = pgbench(args.server, args.pgbench_dir)
+        emit(figure="pgbench_claim_complete", clients=8, tasks_per_s=round(base, 1))
+    if "throughput" not in args.skip:
+        best = throughput(url, args, base)
+        if base:
+            for name, target in TARGETS.items():
+                ratio = best[name] / base
+                emit(
+                    figure="ratio",
+                    name=f"{name}_best_vs_pgbench",
+                    value=round(ratio, 3),
+                    target=target,
+                    met=ratio >= target,
+                )
+    if "latency" not in args.skip:
+        small = latency(url, pending=1000, finished=0, samples=args.samples)
+        big = latency(url, pending=args.big_pending, finished=args.big_finished, samples=args.samples)
+        for q in ("p50", "p99"):
+            ratio = big[q] / small[q]
+            emit(
+                figure="ratio",
+                name=f"lock_latency_{q}_big_vs_small",
+                value=round(ratio, 3),
+                target=1.3,
+                met=ratio <= 1.3,
+            )
+
+
+if __name__ == "__main__":
+    main()
