@@ -167,6 +167,7 @@ async def _finished_run(client: Any, deployment_id: Any, final: Any) -> Any:
 
 @pytest.mark.prefect
 @pytest.mark.xdist_group("deployments")
+@pytest.mark.timeout(900)  # may be the test that starts the harness and deploys the catalog
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_job_metrics_equal_the_jobs_api(settings: Settings, engine: Engine, prefect_server: None) -> None:
     catalog = deployed_catalog()

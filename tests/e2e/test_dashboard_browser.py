@@ -34,6 +34,9 @@ pytestmark = [
     pytest.mark.prefect,
     # Shares the worker (and its harness, already deployed) with the deployment tests.
     pytest.mark.xdist_group("deployments"),
+    # A watchdog, not a measurement: harness start + `prefect deploy --all` + the walk-through
+    # exceed the suite's default 300 s on a loaded two-core machine.
+    pytest.mark.timeout(900),
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
