@@ -23,8 +23,11 @@ def register(app: typer.Typer) -> None:
 def deploy(
     env: Annotated[str, typer.Option(help="Environment file deployments/<env>.env")] = "local",
 ) -> None:
-    """Deploy prefect.yaml (`prefect deploy --all`), then re-apply the Enabled records, create the
-    failure-alert automation and catch up runs missed while the system was down."""
+    """Deploy the job catalog (prefect.yaml) with `prefect deploy --all`.
+
+    Then re-apply the Enabled records, create or update the failure-alert automation and catch
+    up the runs missed while the system was down.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
