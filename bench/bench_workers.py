@@ -75,22 +75,27 @@ def storage_worker(url: str, limit: int, seconds: float, ready: Any, go: Any, re
     results.put((done, []))
 
 
-def latency_worker(url: str, samples: int, seconds: float, ready: Any, go: Any, results: Any) -> None:
-    """Time `samples` single-task lock calls (each task then completed, untimed)."""
-    store = _store(url)
-    for _ in range(20):  # warm the pool and the statement caches
-        for t in store.lock(TASK_TYPE, "bench", 1):
-            store.complete(t.id, t.lock_token, {"ok": True}, "bench")
+def latency_worker(
+    url_a: str, url_b: str, samples: int, seconds: float, ready: Any, go: Any, results: Any
+) -> None:
+    """Time `samples` single-task lock calls on each of two databases, alternating, so both
+    see the same machine load (each task then completed, untimed)."""
+    stores = [_store(url_a), _store(url_b)]
+    for store in stores:
+        for _ in range(20):  # warm the pool and the prepared statements
+            for t in store.lock(TASK_TYPE, "bench", 1):
+                store.complete(t.id, t.lock_token, {"ok": True}, "bench")
     ready.put(True)
     go.wait()
-    latencies: list[float] = []
+    latencies: list[list[float]] = [[], []]
     for _ in range(samples):
-        start = time.perf_counter()
-        tasks = store.lock(TASK_TYPE, "bench", 1)
-        latencies.append(time.perf_counter() - start)
-        for t in tasks:
-            store.complete(t.id, t.lock_token, {"ok": True}, "bench")
-    results.put((len(latencies), latencies))
+        for store, timings in zip(stores, latencies, strict=True):
+            start = time.perf_counter()
+            tasks = store.lock(TASK_TYPE, "bench", 1)
+            timings.append(time.perf_counter() - start)
+            for t in tasks:
+                store.complete(t.id, t.lock_token, {"ok": True}, "bench")
+    results.put((samples, latencies))
 
 
 def http_worker(

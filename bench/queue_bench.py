@@ -1,10 +1,10 @@
 """Queue benchmark on PostgreSQL: lock+complete throughput and lock latency, with pgbench's bound.
 
-    uv run python bench/queue_bench.py [--server URL] [--seconds 5] [--quick]
+    uv run python bench/queue_bench.py [--server URL] [--seconds 5] [--skip pgbench throughput latency]
 
-Prints one JSON line per figure (see bench/README.md). Everything runs against scratch
-databases it creates on the server (`backoffice_bench`, `backoffice_bench_pgbench`), never
-against an existing one. Workers are processes, as pgbench's clients are connections.
+Prints one JSON line per figure (see bench/README.md). Everything runs against scratch databases
+it creates on the server (`backoffice_bench`, `backoffice_bench_big`, `backoffice_bench_pgbench`),
+never against an existing one. Workers are processes, as pgbench's clients are connections.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def pgbench(server: str, bench_dir: Path) -> float:
     return float(match.group(1))
 
 
-def run_workers(target: Any, workers: int, args: tuple[Any, ...], seconds: float) -> tuple[int, list[float]]:
+def run_workers(target: Any, workers: int, args: tuple[Any, ...], seconds: float) -> tuple[int, list[Any]]:
     """Start `workers` processes, release them together, and sum what they did in `seconds`."""
     ctx = mp.get_context("spawn")
     ready, results = ctx.Queue(), ctx.Queue()
@@ -84,7 +84,7 @@ def run_workers(target: Any, workers: int, args: tuple[Any, ...], seconds: float
     for _ in procs:
         ready.get(timeout=300)  # start-up (imports, connections) is not measured
     go.set()
-    done, latencies = 0, []
+    done, latencies = 0, []  # latencies: whatever the workers report, concatenated
     for _ in procs:
         count, lat = results.get(timeout=seconds + 300)
         done += count
@@ -122,22 +122,28 @@ def throughput(url: str, args: argparse.Namespace, base: float | None) -> dict[s
     return best
 
 
-def latency(url: str, pending: int, finished: int, samples: int) -> dict[str, float]:
-    """Lock latency (one task per call, storage layer, one worker) over a given table."""
-    seed(url, pending=pending, finished=finished)
-    _, lat = run_workers(latency_worker, 1, (url, samples), 600)
-    ms = sorted(x * 1000 for x in lat)
-    p50 = statistics.median(ms)
-    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    emit(
-        figure="lock_latency",
-        pending=pending,
-        finished=finished,
-        samples=len(ms),
-        p50_ms=round(p50, 3),
-        p99_ms=round(p99, 3),
-    )
-    return {"p50": p50, "p99": p99}
+def latency(small_url: str, big_url: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Lock latency (one task per call, storage layer, one worker): 1k pending rows versus
+    many finished + pending rows, in two databases measured alternately."""
+    seed(small_url, pending=1000, finished=0)
+    seed(big_url, pending=args.big_pending, finished=args.big_finished)
+    _, (small, big) = run_workers(latency_worker, 1, (small_url, big_url, args.samples), 600)
+    figures = {}
+    for name, lat, pending, finished in (
+        ("small", small, 1000, 0),
+        ("big", big, args.big_pending, args.big_finished),
+    ):
+        ms = sorted(x * 1000 for x in lat)
+        figures[name] = {"p50": statistics.median(ms), "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))]}
+        emit(
+            figure="lock_latency",
+            pending=pending,
+            finished=finished,
+            samples=len(ms),
+            p50_ms=round(figures[name]["p50"], 3),
+            p99_ms=round(figures[name]["p99"], 3),
+        )
+    return figures
 
 
 def main() -> None:
@@ -172,10 +178,11 @@ def main() -> None:
                     met=ratio >= target,
                 )
     if "latency" not in args.skip:
-        small = latency(url, pending=1000, finished=0, samples=args.samples)
-        big = latency(url, pending=args.big_pending, finished=args.big_finished, samples=args.samples)
+        big_url = recreate(args.server, "backoffice_bench_big")
+        upgrade(big_url)
+        figures = latency(url, big_url, args)
         for q in ("p50", "p99"):
-            ratio = big[q] / small[q]
+            ratio = figures["big"][q] / figures["small"][q]
             emit(
                 figure="ratio",
                 name=f"lock_latency_{q}_big_vs_small",
