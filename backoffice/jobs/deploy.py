@@ -147,10 +147,15 @@ def deploy(engine: Engine, settings: Settings, catalog: Catalog, env_name: str =
     """The whole `backoffice deploy` (blocking): work pool, `prefect deploy --all`, then `after_deploy`."""
     env = deploy_environment(env_name)
 
-    async def _pool() -> None:
+    async def _prepare() -> list[sync.Adopted]:
         async with prefect_client() as client:
             await ensure_work_pool(client, env["BACKOFFICE_WORK_POOL"])
+        # Take in what operators toggled in Prefect while no reconciler ran (a restart): the
+        # deploy recreates the schedules, after which their toggles could no longer be told apart.
+        return await sync.reconcile(JobRecordStore(engine), catalog)
 
-    asyncio.run(_pool())
+    adopted = asyncio.run(_prepare())
     run_prefect_deploy(env)
-    return asyncio.run(after_deploy(engine, settings, catalog))
+    report = asyncio.run(after_deploy(engine, settings, catalog))
+    report.adopted[:0] = adopted
+    return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -13,13 +14,14 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymen
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
 from sqlalchemy import Engine
 
 from backoffice.jobs.catalog import Catalog, load_catalog
 from backoffice.jobs.control import JobControl
 from backoffice.jobs.deploy import deploy_environment, ensure_work_pool, run_prefect_deploy
 from backoffice.jobs.prefect_api import read_deployments
-from backoffice.jobs.sync import reconcile
+from backoffice.jobs.sync import observed_variable, reconcile
 from backoffice.settings import Settings
 from task_queue_api.main import create_app
 
@@ -49,6 +51,14 @@ def deployed_catalog(prefect_server: None) -> Catalog:
 def control(engine: Engine, deployed_catalog: Catalog) -> JobControl:
     """Job control on the test database; Prefect first brought in step with its records (all enabled)."""
     control = JobControl(engine)
+
+    async def forget_observations(client: Any) -> None:
+        # Without observations the record wins: no earlier test's toggles leak into this one.
+        for job_id in deployed_catalog.ids:
+            with contextlib.suppress(ObjectNotFound):
+                await client.delete_variable_by_name(observed_variable(job_id))
+
+    prefect(forget_observations)
     asyncio.run(reconcile(control.store, deployed_catalog))
     return control
 

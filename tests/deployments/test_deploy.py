@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -76,7 +77,13 @@ def test_a_redeploy_keeps_a_disabled_job_paused(
     record = control.store.get(job)
     assert (record.enabled, record.changed_by) == (False, "ops")
 
-    # `backoffice deploy` re-applies the records itself.
+    # An operator pauses another job in the Prefect UI while no reconciler runs (a restart) ...
+    paused = httpx.patch(
+        f"{api_url()}/deployments/{deployment('Finish_Transport').id}", json={"paused": True}
+    )
+    assert paused.status_code == 204, paused.text
+
+    # ... and `backoffice deploy` takes that in first, then re-applies the records itself.
     env = {**os.environ, "PREFECT_API_URL": str(api_url())}
     done = subprocess.run(
         [sys.executable, "-m", "backoffice.cli", "deploy"],
@@ -89,4 +96,7 @@ def test_a_redeploy_keeps_a_disabled_job_paused(
     assert "Deployed 8 jobs" in done.stdout
     assert _state(job) == (True, [False])
     assert control.store.get(job).changed_by == "ops"
+    assert _state("Finish_Transport") == (True, [False])
+    finish = control.store.get("Finish_Transport")
+    assert (finish.enabled, finish.changed_by) == (False, "prefect-ui")
     assert Deployed.of(deployment("Print_Picking_morning")).is_fully(True)  # the others stay enabled
