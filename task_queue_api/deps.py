@@ -33,7 +33,7 @@ def get_principal(
     query_key: Annotated[str | None, Depends(_query_key)],
 ) -> Principal:
     """The caller behind `x-functions-key` (wins) or `?code=`; 401 when missing or unknown."""
-    key = header_key or query_key or request.scope.get("backoffice.session_key")
+    key = header_key or query_key
     if not key:
         raise Unauthorized("Send a function key in the x-functions-key header or the code parameter.")
     principal = ctx.keys.authenticate(key)
