@@ -56,9 +56,7 @@ def _truncate_all(engine: Engine) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated, empty database of each kind: a fresh SQLite file, or the worker's PG database."""
     if request.param == "sqlite":
         path = tmp_path / "backoffice.db"

@@ -66,8 +66,15 @@ def _start_throwaway_cluster() -> str:
     )
     subprocess.run(
         [
-            *run_as, f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l", f"{datadir}/log",
-            "-o", f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            *run_as,
+            f"{bindir}/pg_ctl",
+            "-D",
+            datadir,
+            "-w",
+            "-l",
+            f"{datadir}/log",
+            "-o",
+            f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off",
             "start",
         ],
         check=True,
