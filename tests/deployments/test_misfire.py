@@ -34,7 +34,12 @@ async def _prescheduled(client: Any, deployment_id: UUID, start: datetime, end: 
         "POST",
         "/deployments/{id}/schedule",
         path_params={"id": deployment_id},
-        json={"start_time": start.isoformat(), "end_time": end.isoformat(), "min_runs": 1000, "max_runs": 1000},
+        json={
+            "start_time": start.isoformat(),
+            "end_time": end.isoformat(),
+            "min_runs": 1000,
+            "max_runs": 1000,
+        },
     )
     response.raise_for_status()
 
