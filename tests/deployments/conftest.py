@@ -47,20 +47,28 @@ def deployed_catalog(prefect_server: None) -> Catalog:
     return load_catalog()
 
 
-@pytest.fixture
-def control(engine: Engine, deployed_catalog: Catalog) -> JobControl:
-    """Job control on the test database; Prefect first brought in step with its records (all enabled)."""
-    control = JobControl(engine)
+def forget_observations(catalog: Catalog) -> None:
+    """Delete the reconciler's observations: the next reconcile lets the records win outright."""
 
-    async def forget_observations(client: Any) -> None:
-        # Without observations the record wins: no earlier test's toggles leak into this one.
-        for job_id in deployed_catalog.ids:
+    async def _forget(client: Any) -> None:
+        for job_id in catalog.ids:
             with contextlib.suppress(ObjectNotFound):
                 await client.delete_variable_by_name(observed_variable(job_id))
 
-    prefect(forget_observations)
+    prefect(_forget)
+
+
+@pytest.fixture
+def control(engine: Engine, deployed_catalog: Catalog) -> Iterator[JobControl]:
+    """Job control on the test database; Prefect first brought in step with its records (all enabled).
+
+    Observations are forgotten before and after, so no test's toggles leak into another's records.
+    """
+    control = JobControl(engine)
+    forget_observations(deployed_catalog)
     asyncio.run(reconcile(control.store, deployed_catalog))
-    return control
+    yield control
+    forget_observations(deployed_catalog)
 
 
 @pytest.fixture
