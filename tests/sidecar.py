@@ -66,7 +66,7 @@ class Sidecar:
     ) -> None:
         self.stop()
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         """Start the server and wait until it is ready (migrated database reachable)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOFFICE_")}
         env.update(settings_env(self.settings))

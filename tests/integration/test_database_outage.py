@@ -109,7 +109,7 @@ def test_killed_connections_during_load(pg_url: str, tmp_path: Path) -> None:
                 killed.append(len(rows))
 
     try:
-        with Sidecar(settings, workers=2, log_path=tmp_path / "sidecar.log") as sidecar:
+        with Sidecar(settings, log_path=tmp_path / "sidecar.log") as sidecar:
             key = consumer_key(sidecar.url, "drainer", TYPE)
             with Drainers(sidecar.url, key, TYPE, tmp_path, 2, 8, LEASE, IDLE_EXIT) as drainers:
                 wait_for_progress(engine, TASKS // 10)
@@ -176,7 +176,7 @@ def test_database_restart_during_load(cluster: ThrowawayCluster, tmp_path: Path)
     engine = create_db_engine(settings)
     ids = seed_tasks(engine, TASKS, TYPE)
     try:
-        with Sidecar(settings, workers=2, log_path=tmp_path / "sidecar.log") as sidecar:
+        with Sidecar(settings, log_path=tmp_path / "sidecar.log") as sidecar:
             key = consumer_key(sidecar.url, "drainer", TYPE)
             with Drainers(sidecar.url, key, TYPE, tmp_path, 2, 8, LEASE, IDLE_EXIT) as drainers:
                 wait_for_progress(engine, TASKS // 10)
