@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
-from backoffice.settings import Settings, get_settings
+from backoffice.fakes.shoptet import FakeShoptet
+from backoffice.settings import get_settings
 from backoffice.storage.warehouse import TransportBoxStore
 from backoffice.transport import TransportSummary
 from flows.finish_transport import finish_transport
-from tests.servers import serve
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -25,25 +22,6 @@ BOX_ITEMS = [("ANL-001", 6), ("ANL-002", 2), ("ANL-003", 10)]
 def fake() -> FakeShoptet:
     """A fake Shoptet whose stock the job fills."""
     return FakeShoptet(4, orders=0)
-
-
-@pytest.fixture
-def shoptet_url(fake: FakeShoptet) -> Iterator[str]:
-    """The fake served on loopback."""
-    with serve(fake.app) as url:
-        yield url
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, shoptet_url: str) -> Settings:
-    """Test settings pointing at the fake Shoptet with its token."""
-    return Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
-        output_dir=tmp_path / "output",
-        shoptet_base_url=shoptet_url,
-        shoptet_api_token=DEFAULT_TOKEN,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture

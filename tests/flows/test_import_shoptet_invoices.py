@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from backoffice.models.accounting import Invoice, InvoiceItem
 from backoffice.settings import Settings
 from backoffice.shoptet_import import ImportReport
 from flows.import_shoptet_invoices import import_shoptet_invoices
-from tests.servers import serve
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -29,25 +27,6 @@ DAY = date(2024, 5, 6)
 def fake() -> FakeShoptet:
     """A fake Shoptet with 60 invoices on DAY and on the days around it."""
     return FakeShoptet(21, days=[date(2024, 5, 5), DAY, date(2024, 5, 7)], invoices_per_day=60)
-
-
-@pytest.fixture
-def shoptet_url(fake: FakeShoptet) -> Iterator[str]:
-    """The fake Shoptet served on loopback."""
-    with serve(fake.app) as url:
-        yield url
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, shoptet_url: str) -> Settings:
-    """Test settings pointing at the fake Shoptet with its token."""
-    return Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
-        output_dir=tmp_path / "output",
-        shoptet_base_url=shoptet_url,
-        shoptet_api_token=DEFAULT_TOKEN,  # type: ignore[arg-type]
-    )
 
 
 def _expected(fake: FakeShoptet, currency: str) -> dict[str, tuple[Any, ...]]:

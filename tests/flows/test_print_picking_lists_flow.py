@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from prefect.artifacts import Artifact
 from pypdf import PdfReader
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.fakes.shoptet import FakeShoptet
 from backoffice.picking import format_quantity, parse_order, summarize
 from backoffice.picking_run import PickingResult
 from backoffice.settings import Settings, get_settings
@@ -27,25 +26,6 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 def fake() -> FakeShoptet:
     """A fake Shoptet with 14 orders to pick over four shipping methods."""
     return FakeShoptet(8, orders=14)
-
-
-@pytest.fixture
-def shoptet_url(fake: FakeShoptet) -> Iterator[str]:
-    """The fake served on loopback."""
-    with serve(fake.app) as url:
-        yield url
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, shoptet_url: str) -> Settings:
-    """Test settings pointing at the fake Shoptet with its token."""
-    return Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
-        output_dir=tmp_path / "output",
-        shoptet_base_url=shoptet_url,
-        shoptet_api_token=DEFAULT_TOKEN,  # type: ignore[arg-type]
-    )
 
 
 def pdf_text(path: Path) -> str:
