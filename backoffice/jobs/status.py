@@ -21,6 +21,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.server.schemas.schedules import CronSchedule
 
 from backoffice.jobs.catalog import Catalog, Job
 from backoffice.jobs.prefect_api import read_deployments
@@ -96,6 +97,16 @@ def health_of(
     return "ok"
 
 
+async def next_slot(job: Job, after: datetime) -> datetime:
+    """The first cron slot of `job` after `after`, from its cron and timezone (UTC-aware).
+
+    Shown as the next run while Prefect has no scheduled run yet (its scheduler fills the
+    horizon every few seconds), the way Hangfire shows the next execution from the cron.
+    """
+    (slot,) = await CronSchedule(cron=job.cron, timezone=job.timezone).get_dates(n=1, start=after)
+    return datetime.fromtimestamp(slot.timestamp(), UTC)
+
+
 def _runs_filter(deployment_id: UUID, **criteria: object) -> FlowRunFilter:
     return FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]), **criteria)
 
@@ -129,6 +140,9 @@ async def _job_status(
         )
         waiting = next_runs[0] if next_runs else None
         last = last_runs[0] if last_runs else None
+    next_run_at = waiting.expected_start_time if waiting else None
+    if next_run_at is None and record.enabled:
+        next_run_at = await next_slot(job, now)
     return JobStatus(
         id=job.id,
         flow=flow_names.get(deployment.flow_id, job.function) if deployment else job.function,
@@ -139,7 +153,7 @@ async def _job_status(
         changed_at=record.changed_at,
         changed_by=record.changed_by,
         deployment_id=deployment.id if deployment else None,
-        next_run_at=waiting.expected_start_time if waiting else None,
+        next_run_at=next_run_at,
         last_run=_last_run(last),
         running_now=running > 0,
         health=health_of(record.enabled, deployment is not None, last, waiting, now),

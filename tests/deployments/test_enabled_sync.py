@@ -103,24 +103,41 @@ def _patch_paused(job_id: str, paused: bool) -> None:
 def test_the_prefect_ui_toggle_is_picked_up_by_the_reconciler_loop(control: JobControl) -> None:
     job = "Import_Shoptet_yesterday_EUR"
 
-    async def scenario() -> list[tuple[bool, str | None]]:
-        seen: list[tuple[bool, str | None]] = []
-        loop = asyncio.create_task(reconcile_forever(control.store, lambda: control.catalog, interval=1.0))
+    async def scenario() -> list[tuple[bool, str | None, tuple[bool, list[bool]]]]:
+        seen: list[tuple[bool, str | None, tuple[bool, list[bool]]]] = []
+        passes = 0
+        pass_done = asyncio.Condition()
+
+        async def count_pass(_catalog: object, _now: object) -> None:
+            nonlocal passes
+            async with pass_done:
+                passes += 1
+                pass_done.notify_all()
+
+        async def two_more_passes() -> None:
+            async with pass_done:
+                target = passes + 2
+                await pass_done.wait_for(lambda: passes >= target)
+
+        loop = asyncio.create_task(
+            reconcile_forever(control.store, lambda: control.catalog, interval=0.2, also=count_pass)
+        )
         try:
             for paused in (True, False):
                 await asyncio.to_thread(_patch_paused, job, paused)
-                for _ in range(600):  # the loop picks it up on its next pass
-                    record = control.store.get(job)
-                    if record.enabled is not paused:
-                        break
-                    await asyncio.sleep(0.1)
-                seen.append((record.enabled, record.changed_by))
+                # The pass under way may have read Prefect before the toggle; the one after it
+                # started afterwards and has finished adopting it. Gate on passes, not on time.
+                await asyncio.wait_for(two_more_passes(), timeout=240)
+                record = control.store.get(job)
+                seen.append((record.enabled, record.changed_by, await asyncio.to_thread(_state, job)))
         finally:
             loop.cancel()
         return seen
 
-    assert asyncio.run(scenario()) == [(False, "prefect-ui"), (True, "prefect-ui")]
-    assert _state(job) == (False, [True])
+    assert asyncio.run(scenario()) == [
+        (False, "prefect-ui", (True, [False])),
+        (True, "prefect-ui", (False, [True])),
+    ]
 
 
 def _prefect_cli(*args: str) -> None:

@@ -13,7 +13,6 @@ import os
 import pwd
 import shlex
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,11 +22,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from backoffice.db import create_db_engine
+from backoffice.db import create_db_engine, normalize_url
 from backoffice.migrate import upgrade
 from backoffice.settings import Settings
 from tests import pg
@@ -88,47 +87,60 @@ def wait_for_progress(engine: Engine, done: int, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
+def unavailable_answers(sidecar_url: str) -> int:
+    """How many queue requests the sidecar has answered 503 so far (its /metrics histogram)."""
+    text = httpx.get(f"{sidecar_url}/metrics", timeout=30).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("backoffice_http_request_duration_seconds_count{")
+        and 'status="503"' in line
+        and 'route="/api/tasks' in line
+    )
+
+
+# The test's own connections (feeding tasks, counting) carry this name and are never killed.
+FEEDER = "outage-test-feeder"
+
+
 def test_killed_connections_during_load(pg_url: str, tmp_path: Path) -> None:
-    """pg_terminate_backend on every backend of the test database, again and again, mid-drain."""
+    """pg_terminate_backend on every backend of the sidecar, again and again, mid-drain.
+
+    The kills go on until a drain request has met one (the sidecar counted a 503), and the queue
+    is topped up meanwhile, so a fast machine cannot finish the drain before the outage reaches it.
+    """
     settings = pg_settings(pg_url)
-    engine = create_db_engine(settings)
-    ids = seed_tasks(engine, TASKS, TYPE)
+    feeder = create_engine(normalize_url(pg_url), connect_args={"application_name": FEEDER})
+    ids = seed_tasks(feeder, TASKS, TYPE)
     database = make_url(pg_url).database
     admin_url = make_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
-    killed: list[int] = []
-    stop = threading.Event()
-
-    def killer() -> None:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            while not stop.wait(0.3):
-                rows = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (database,),
-                ).fetchall()
-                killed.append(len(rows))
-
+    killed = 0
     try:
         with Sidecar(settings, log_path=tmp_path / "sidecar.log") as sidecar:
             key = consumer_key(sidecar.url, "drainer", TYPE)
             with Drainers(sidecar.url, key, TYPE, tmp_path, 2, 8, LEASE, IDLE_EXIT) as drainers:
-                wait_for_progress(engine, TASKS // 10)
-                thread = threading.Thread(target=killer)
-                thread.start()
-                try:
-                    wait_for_progress(engine, TASKS // 2)
-                finally:
-                    stop.set()
-                    thread.join()
+                wait_for_progress(feeder, TASKS // 10)
+                deadline = time.monotonic() + 240
+                with psycopg.connect(admin_url, autocommit=True) as admin:
+                    while killed == 0 or unavailable_answers(sidecar.url) == 0:
+                        assert time.monotonic() < deadline, "no kill reached a request in 240 s"
+                        if task_counts(feeder, TYPE).get("pending", 0) < TASKS // 2:
+                            ids += seed_tasks(feeder, TASKS // 2, TYPE)
+                        rows = admin.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = %s AND pid <> pg_backend_pid() AND application_name <> %s",
+                            (database, FEEDER),
+                        ).fetchall()
+                        killed += len(rows)
+                        time.sleep(0.05)
                 seen = drainers.collect(timeout=300)
             # Recovered by itself: ready again, and serving.
             assert httpx.get(f"{sidecar.url}/readyz", timeout=30).status_code == 200
             assert httpx.get(f"{sidecar.url}/api/task-types", headers=ADMIN, timeout=30).status_code == 200
-        assert sum(killed) > 0
         assert_outage_handled(seen)
-        assert_exactly_once(engine, TYPE, ids)
+        assert_exactly_once(feeder, TYPE, ids)
     finally:
-        engine.dispose()
+        feeder.dispose()
 
 
 class ThrowawayCluster:

@@ -13,6 +13,7 @@ from backoffice.errors import NotFound
 from backoffice.jobs.catalog import CatalogError, Job, load_catalog, parse_catalog
 from backoffice.jobs.misfire import latest_slots
 from backoffice.jobs.prefect_api import Deployed
+from backoffice.jobs.status import next_slot
 from backoffice.jobs.sync import Observation, operator_intent
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -126,3 +127,24 @@ def test_latest_weekday_slot_over_a_weekend() -> None:
     until = datetime(2026, 11, 30, 6, 0, tzinfo=PRAGUE)  # Monday before 07:00
     slots = asyncio.run(latest_slots(_job("0 7 * * 1-5"), until - timedelta(days=10), until, 1))
     assert [s.astimezone(PRAGUE) for s in slots] == [datetime(2026, 11, 27, 7, 0, tzinfo=PRAGUE)]  # Friday
+
+
+@pytest.mark.parametrize(
+    ("job_id", "after", "expected"),
+    [
+        # Friday after the morning run: Monday 07:00 in Prague (CET, UTC+1).
+        ("Print_Picking_morning", datetime(2026, 11, 27, 7, 0, tzinfo=UTC), datetime(2026, 11, 30, 6, 0)),
+        # 00:30 CEST on the day DST ends: 00:10 CET (UTC+1) the next day, 25 hours on.
+        (
+            "Import_Shoptet_yesterday_EUR",
+            datetime(2026, 10, 24, 22, 30, tzinfo=UTC),
+            datetime(2026, 10, 25, 23, 10),
+        ),
+        ("Finish_Transport", datetime(2026, 11, 27, 10, 1, 30, tzinfo=UTC), datetime(2026, 11, 27, 10, 5)),
+    ],
+)
+def test_next_slot_is_computed_from_the_cron_in_prague(
+    job_id: str, after: datetime, expected: datetime
+) -> None:
+    """What `next_run_at` shows for an enabled job while Prefect has no scheduled run yet."""
+    assert asyncio.run(next_slot(load_catalog().get(job_id), after)) == expected.replace(tzinfo=UTC)
