@@ -140,7 +140,7 @@ async def _job_status(
         )
         waiting = next_runs[0] if next_runs else None
         last = last_runs[0] if last_runs else None
-    next_run_at = waiting.expected_start_time if waiting else None
+    next_run_at: datetime | None = waiting.expected_start_time if waiting else None
     if next_run_at is None and record.enabled:
         next_run_at = await next_slot(job, now)
     return JobStatus(
