@@ -50,8 +50,8 @@ def seed(url: str, pending: int, finished: int) -> None:
 
 def _store(url: str) -> Any:
     from backoffice.db import create_db_engine
+    from backoffice.queue.store import TaskStore
     from backoffice.settings import Settings
-    from backoffice.storage.tasks import TaskStore
 
     settings = Settings(database_url=url)
     return TaskStore(create_db_engine(settings), settings)

@@ -22,12 +22,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backoffice.accounting.shoptet_import import ImportReport, import_invoices
 from backoffice.db import create_db_engine
-from backoffice.fakes.shoptet import DEFAULT_TOKEN
+from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN
 from backoffice.integrations.shoptet import ShoptetClient
 from backoffice.migrate import upgrade
 from backoffice.settings import Settings
-from backoffice.shoptet_import import ImportReport, import_invoices
 from tests import pg
 from tests.servers import free_port
 
@@ -40,7 +40,7 @@ def start_fake(invoices: int) -> tuple[subprocess.Popen[bytes], str]:
     command = [
         sys.executable,
         "-m",
-        "backoffice.fakes.shoptet",
+        "backoffice.integrations.fakes.shoptet",
         "--port",
         str(port),
         "--day",

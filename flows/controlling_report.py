@@ -11,14 +11,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State
 
-from backoffice.controlling import (
+from backoffice.accounting.controlling import (
     WINDOW,
     ControllingReport,
     FailedFlowRun,
     build_report,
     read_failed_flow_runs,
 )
-from backoffice.controlling_output import (
+from backoffice.accounting.controlling_output import (
     attention_table,
     markdown,
     render_html,

@@ -14,8 +14,8 @@ from backoffice.db import create_db_engine
 from backoffice.integrations.shoptet import ShoptetClient
 from backoffice.jobs.runtime import skip_if_disabled
 from backoffice.settings import get_settings
-from backoffice.storage.box_stocking import BoxStockingStore
-from backoffice.transport import TransportSummary, finish_received_boxes
+from backoffice.warehouse.stocking_store import BoxStockingStore
+from backoffice.warehouse.transport import TransportSummary, finish_received_boxes
 
 
 @task(name="stock-received-boxes", cache_policy=NONE)

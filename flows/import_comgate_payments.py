@@ -10,12 +10,18 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State
 
-from backoffice.comgate_import import ImportResult, Payout, check_currency, fetch_payouts, store_payouts
+from backoffice.accounting.bank_statement_store import BankStatementStore
+from backoffice.accounting.comgate_import import (
+    ImportResult,
+    Payout,
+    check_currency,
+    fetch_payouts,
+    store_payouts,
+)
 from backoffice.db import create_db_engine
 from backoffice.integrations.comgate import ComgateClient
 from backoffice.jobs.runtime import business_day, skip_if_disabled
 from backoffice.settings import get_settings
-from backoffice.storage.statements import StatementStore
 
 
 @task(name="fetch-comgate-payouts", cache_policy=NONE)
@@ -31,7 +37,7 @@ def store(payouts: list[Payout], currency: str, day: date) -> ImportResult:
     """Store new payouts as bank statements and match their payments to invoices."""
     engine = create_db_engine(get_settings())
     try:
-        return store_payouts(StatementStore(engine), payouts, currency, day, datetime.now(UTC))
+        return store_payouts(BankStatementStore(engine), payouts, currency, day, datetime.now(UTC))
     finally:
         engine.dispose()
 

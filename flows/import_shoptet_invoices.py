@@ -10,11 +10,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State
 
+from backoffice.accounting.shoptet_import import ImportReport, check_currency, import_invoices
 from backoffice.db import create_db_engine
 from backoffice.integrations.shoptet import ShoptetClient
 from backoffice.jobs.runtime import business_day, skip_if_disabled
 from backoffice.settings import get_settings
-from backoffice.shoptet_import import ImportReport, check_currency, import_invoices
 
 
 @task(name="import-invoices", cache_policy=NONE)

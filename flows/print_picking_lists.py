@@ -15,10 +15,10 @@ from prefect.states import Failed
 from backoffice.db import create_db_engine
 from backoffice.integrations.shoptet import ShoptetClient
 from backoffice.jobs.runtime import skip_if_disabled
-from backoffice.picking_run import PickingResult, result_markdown, slug
-from backoffice.picking_run import print_picking_lists as run_picking
 from backoffice.settings import get_settings
-from backoffice.storage.picking import PickingClaims
+from backoffice.warehouse.picking_run import PickingResult, result_markdown, slug
+from backoffice.warehouse.picking_run import print_picking_lists as run_picking
+from backoffice.warehouse.picking_store import PickingStore
 
 
 @task(name="print-claimed-orders", cache_policy=NONE)
@@ -29,7 +29,7 @@ def print_claimed_orders(batch: str, run_id: str) -> PickingResult:
     with ShoptetClient.from_settings(settings) as client:
         engine = create_db_engine(settings)
         try:
-            return run_picking(client, PickingClaims(engine), settings, batch, run_id)
+            return run_picking(client, PickingStore(engine), settings, batch, run_id)
         finally:
             engine.dispose()
 

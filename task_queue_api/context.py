@@ -10,9 +10,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backoffice.errors import DatabaseUnavailable
 from backoffice.migrate import is_at_head
+from backoffice.queue.keys import KeyStore
+from backoffice.queue.store import TaskStore
 from backoffice.settings import Settings
-from backoffice.storage.keys import KeyStore
-from backoffice.storage.tasks import TaskStore
 
 # How often an unmigrated database is looked at again before refusing a request.
 SCHEMA_RECHECK_SECONDS = 2.0

@@ -11,7 +11,7 @@ What is counted where, and why:
   reaches one of them; in-process counters would each see a slice and restart at zero. The audit
   table is written in the same transaction as every change and never loses rows, so these totals
   are exact, monotonic across restarts and equal whichever process answers. They are read
-  incrementally (backoffice/storage/event_counts.py). A batch lock of n tasks counts n locks;
+  incrementally (backoffice/queue/event_counts.py). A batch lock of n tasks counts n locks;
   `failed` counts every fail call (retried or dead-lettered) and every dead-letter by the sweeper.
 - The HTTP request duration histogram is the one in-process metric (durations exist only in the
   process that served the request); its `route` label is the route template
@@ -48,8 +48,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backoffice.errors import BackofficeError, PrefectUnavailable
 from backoffice.jobs.control import JobControl
 from backoffice.jobs.status import JobStatus
-from backoffice.storage.event_counts import EventCounts
-from backoffice.storage.records import TypeStats
+from backoffice.queue.event_counts import EventCountStore
+from backoffice.queue.records import TypeStats
 from task_queue_api.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -200,10 +200,10 @@ def job_metrics(jobs: list[JobStatus], now: datetime) -> Iterator[Metric]:
     yield from (enabled, running, success, duration, until_next)
 
 
-def _event_counts(app: FastAPI, ctx: AppContext) -> EventCounts:
-    counts: EventCounts | None = getattr(app.state, "event_counts", None)
+def _event_counts(app: FastAPI, ctx: AppContext) -> EventCountStore:
+    counts: EventCountStore | None = getattr(app.state, "event_counts", None)
     if counts is None or counts.engine is not ctx.engine:
-        counts = EventCounts(ctx.engine)
+        counts = EventCountStore(ctx.engine)
         app.state.event_counts = counts
     return counts
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, inspect, text
 
 from backoffice.db import create_db_engine, is_sqlite
 from backoffice.migrate import upgrade
-from backoffice.models import Base
+from backoffice.schema import all_tables
 from backoffice.settings import Settings
 from tests import pg
 
@@ -50,7 +50,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _truncate_all(engine: Engine) -> None:
     existing = set(inspect(engine).get_table_names())
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name in existing)
+    tables = ", ".join(t.name for t in all_tables().sorted_tables if t.name in existing)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 

@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
 
-from backoffice.comgate_import import Payout, store_payouts
-from backoffice.fakes.comgate import FakeComgate
-from backoffice.fakes.comgate_data import FakeTransfer
+from backoffice.accounting.bank_statement_store import BankStatementStore
+from backoffice.accounting.comgate_import import Payout, store_payouts
+from backoffice.accounting.models import Invoice
 from backoffice.integrations.comgate import parse_row, parse_transfer
-from backoffice.models.accounting import Invoice
-from backoffice.models.queue import Task
-from backoffice.models.warehouse import TransportBox
-from backoffice.storage.statements import StatementStore
+from backoffice.integrations.fakes.comgate import FakeComgate
+from backoffice.integrations.fakes.comgate_data import FakeTransfer
+from backoffice.queue.models import Task
+from backoffice.warehouse.models import TransportBox
 
 PRAGUE = ZoneInfo("Europe/Prague")
 DAY = date(2026, 11, 27)
@@ -122,7 +122,7 @@ def seed_payouts(engine: Engine) -> dict[str, FakeTransfer]:
     )
     eur = fake.generate_day(DAY, "EUR", chargeback=True)
     earlier = fake.generate_day(DAY - timedelta(days=1), "CZK")
-    store = StatementStore(engine)
+    store = BankStatementStore(engine)
     for transfer in (czk, eur, earlier):
         payout = Payout(
             parse_transfer(transfer.list_item()),

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from backoffice.jobs.catalog import Catalog, load_catalog
 from backoffice.jobs.prefect_api import api_url
+from backoffice.jobs.store import JobRecordStore
 from backoffice.jobs.sync import reconcile
-from backoffice.storage.jobs import JobRecordStore
 from tests.deployments.conftest import deploy_all
 
 

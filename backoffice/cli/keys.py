@@ -9,8 +9,8 @@ import typer
 from backoffice.db import create_db_engine
 from backoffice.errors import BackofficeError
 from backoffice.principals import ROLES
+from backoffice.queue.keys import KeyStore
 from backoffice.settings import get_settings
-from backoffice.storage.keys import KeyStore
 
 app = typer.Typer(help="Function keys.", no_args_is_help=True)
 

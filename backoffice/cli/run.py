@@ -86,11 +86,15 @@ def _migrate(url: str) -> None:
 
 def _start_sandbox(sup: Supervisor) -> dict[str, str]:
     """Start the fake Shoptet and Comgate; the environment that points the jobs at them."""
-    from backoffice.fakes import comgate, shoptet
+    from backoffice.integrations.fakes import comgate, shoptet
 
     shoptet_port, comgate_port = _free_port(), _free_port()
-    sup.start("fake Shoptet", [PYTHON, "-m", "backoffice.fakes.shoptet", "--port", str(shoptet_port)])
-    sup.start("fake Comgate", [PYTHON, "-m", "backoffice.fakes.comgate", "--port", str(comgate_port)])
+    sup.start(
+        "fake Shoptet", [PYTHON, "-m", "backoffice.integrations.fakes.shoptet", "--port", str(shoptet_port)]
+    )
+    sup.start(
+        "fake Comgate", [PYTHON, "-m", "backoffice.integrations.fakes.comgate", "--port", str(comgate_port)]
+    )
     return {
         "BACKOFFICE_SHOPTET_BASE_URL": f"http://127.0.0.1:{shoptet_port}",
         "BACKOFFICE_SHOPTET_API_TOKEN": shoptet.DEFAULT_TOKEN,

@@ -9,7 +9,7 @@ Errors it raises (all are `backoffice.errors.BackofficeError`):
     └── ShoptetOutcomeUnknown     a non-idempotent write (stock movement) whose result is unknown
     MissingCredential             (from `credentials`) no token in the Secret block or environment
 
-Shoptet's limits are honoured in `shoptet_transport`, not by the callers: at most 3 concurrent
+Shoptet's limits are honoured in `shoptet_http`, not by the callers: at most 3 concurrent
 connections per token, `Retry-After` on 429, bounded exponential backoff on 5xx/423/network errors.
 """
 
@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from backoffice.integrations.credentials import MissingCredential, secret_value
-from backoffice.integrations.shoptet_transport import (
+from backoffice.integrations.shoptet_http import (
     MAX_CONNECTIONS_PER_TOKEN,
     TOKEN_BLOCK,
     TOKEN_ENV,
@@ -31,7 +31,7 @@ from backoffice.integrations.shoptet_transport import (
     ShoptetError,
     ShoptetNotFound,
     ShoptetOutcomeUnknown,
-    ShoptetTransport,
+    ShoptetHttp,
     ShoptetUnavailable,
 )
 from backoffice.settings import Settings, get_settings
@@ -67,7 +67,7 @@ def parse_time(value: str) -> datetime:
     return parsed
 
 
-class ShoptetClient(ShoptetTransport):
+class ShoptetClient(ShoptetHttp):
     """Thread-safe, synchronous Shoptet client; use as a context manager or call `close()`.
 
     `ShoptetClient(base_url, token, *, timeout=30.0, max_attempts=5, backoff_base=0.5,

@@ -16,7 +16,7 @@ from backoffice.jobs import sync
 from backoffice.jobs.catalog import Catalog, load_catalog
 from backoffice.jobs.prefect_api import Deployed, prefect_client, prefect_error_detail, read_deployments
 from backoffice.jobs.status import JobStatus, job_statuses
-from backoffice.storage.jobs import JobRecordStore
+from backoffice.jobs.store import JobRecordStore
 
 MANUAL_TAG = "manual"
 

@@ -29,8 +29,8 @@ from backoffice.jobs.alerts import ensure_alert_automation
 from backoffice.jobs.catalog import PREFECT_YAML, PROJECT_DIR, Catalog
 from backoffice.jobs.misfire import CatchUp, catch_up
 from backoffice.jobs.prefect_api import api_url, prefect_client, read_deployments
+from backoffice.jobs.store import JobRecordStore
 from backoffice.settings import Settings
-from backoffice.storage.jobs import JobRecordStore
 
 log = logging.getLogger(__name__)
 

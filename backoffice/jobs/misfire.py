@@ -35,7 +35,7 @@ from prefect.states import Scheduled
 
 from backoffice.jobs.catalog import Catalog, Job
 from backoffice.jobs.prefect_api import Deployed, delete_runs, read_deployments
-from backoffice.storage.jobs import JobRecord
+from backoffice.jobs.store import JobRecord
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from prefect.states import Completed
 from sqlalchemy import select
 
 from backoffice.db import create_db_engine
-from backoffice.models.jobs import RecurringJob
+from backoffice.jobs.models import RecurringJob
 from backoffice.settings import get_settings
 
 PRAGUE = ZoneInfo("Europe/Prague")

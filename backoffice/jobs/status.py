@@ -25,7 +25,7 @@ from prefect.server.schemas.schedules import CronSchedule
 
 from backoffice.jobs.catalog import Catalog, Job
 from backoffice.jobs.prefect_api import read_deployments
-from backoffice.storage.jobs import JobRecord
+from backoffice.jobs.store import JobRecord
 
 Health = Literal["ok", "failed", "late", "disabled"]
 # A waiting run this much past its time counts as late (the worker polls every few seconds).

@@ -38,7 +38,7 @@ from backoffice.jobs.prefect_api import (
     read_deployments,
     schedule_next_runs,
 )
-from backoffice.storage.jobs import JobRecord, JobRecordStore
+from backoffice.jobs.store import JobRecord, JobRecordStore
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from alembic import context
 from sqlalchemy import Connection
 
 from backoffice.db import create_db_engine
-from backoffice.models import Base
+from backoffice.schema import all_tables
 from backoffice.settings import get_settings
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = all_tables()
 
 
 def _run(connection: Connection) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from backoffice.storage.session_keys import live_key
+from backoffice.queue.session_keys import live_key
 from task_queue_api.dashboard.sessions import SESSION_COOKIE, Session, SessionSigner, load_secret
 from task_queue_api.dashboard.views import error_page
 from task_queue_api.deps import ContextDep

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from backoffice.principals import Principal
-from backoffice.storage.keys import hash_key
+from backoffice.queue.keys import hash_key
 from task_queue_api.dashboard.auth import CSRF_FIELD, CheckedSessionDep, SignerDep
 from task_queue_api.dashboard.sessions import SESSION_COOKIE, SESSION_SECONDS, SIGNIN_COOKIE
 from task_queue_api.dashboard.views import render

@@ -17,8 +17,8 @@ from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
 
 from backoffice.errors import BackofficeError
-from backoffice.storage.records import TaskRecord
-from backoffice.storage.task_queries import TaskFilter
+from backoffice.queue.queries import TaskFilter
+from backoffice.queue.records import TaskRecord
 from task_queue_api.dashboard.auth import CheckedSessionDep, SessionDep
 from task_queue_api.dashboard.views import LOCAL_TZ, error_from, error_page, render
 from task_queue_api.deps import ContextDep

@@ -10,8 +10,8 @@ from pydantic import AwareDatetime
 
 from backoffice.errors import ValidationFailed
 from backoffice.principals import Principal
-from backoffice.storage.records import TaskRecord
-from backoffice.storage.task_queries import TaskFilter
+from backoffice.queue.queries import TaskFilter
+from backoffice.queue.records import TaskRecord
 from task_queue_api.context import AppContext
 from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
 from task_queue_api.schemas.errors import error_responses

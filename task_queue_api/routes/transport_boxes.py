@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from backoffice.storage.warehouse import Box, TransportBoxStore
+from backoffice.warehouse.box_store import Box, TransportBoxStore
 from task_queue_api.deps import ContextDep, OperatorDep
 from task_queue_api.schemas.transport_boxes import (
     BOX_CODE_PATTERN,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from backoffice.storage.records import TaskEventRecord, TaskRecord, TypeStats
+from backoffice.queue.records import TaskEventRecord, TaskRecord, TypeStats
 
 TaskType = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
 Status = Literal["pending", "locked", "expired", "completed", "failed"]

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from backoffice.db import create_db_engine
+from backoffice.jobs.store import JobRecordStore
 from backoffice.settings import Settings
-from backoffice.storage.jobs import JobRecordStore
 from task_queue_api.dashboard.sessions import SESSION_COOKIE
 from task_queue_api.main import create_app
 from tests.api.conftest import ADMIN

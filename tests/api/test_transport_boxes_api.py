@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
-from backoffice.models.warehouse import TransportBox, TransportBoxItem
+from backoffice.warehouse.models import TransportBox, TransportBoxItem
 from tests.api.conftest import ADMIN
 
 URL = "/api/transport-boxes"

@@ -13,10 +13,10 @@ from prefect.flow_engine import run_flow
 from prefect.states import Scheduled
 from sqlalchemy import Engine, select
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.accounting.models import Invoice
+from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.jobs.control import JobControl
 from backoffice.jobs.runtime import PRAGUE
-from backoffice.models.accounting import Invoice
 from backoffice.settings import Settings
 from flows.import_shoptet_invoices import import_shoptet_invoices
 from tests.deployments.conftest import deployment, prefect

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from backoffice.accounting.models import Invoice
 from backoffice.db import create_db_engine
 from backoffice.jobs.catalog import PROJECT_DIR, load_catalog
-from backoffice.models.accounting import Invoice
 from backoffice.settings import Settings
 from tests.servers import free_port
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.settings import Settings
 from tests.servers import serve
 

@@ -16,8 +16,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from sqlalchemy import Engine
 
-from backoffice.controlling import ControllingReport
-from backoffice.controlling_output import money
+from backoffice.accounting.controlling import ControllingReport
+from backoffice.accounting.controlling_output import money
 from backoffice.settings import Settings, get_settings
 from flows.controlling_report import controlling_report
 from flows.import_comgate_payments import import_comgate_payments

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine
 
-from backoffice.fakes.shoptet import FakeShoptet
+from backoffice.integrations.fakes.shoptet import FakeShoptet
 from backoffice.settings import get_settings
-from backoffice.storage.warehouse import TransportBoxStore
-from backoffice.transport import TransportSummary
+from backoffice.warehouse.box_store import TransportBoxStore
+from backoffice.warehouse.transport import TransportSummary
 from flows.finish_transport import finish_transport
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from backoffice.comgate_import import ImportResult
-from backoffice.fakes.comgate import FakeComgate
-from backoffice.fakes.shoptet_data import generate_invoices
-from backoffice.models.accounting import BankStatement, BankStatementLine, Invoice
+from backoffice.accounting.comgate_import import ImportResult
+from backoffice.accounting.models import BankStatement, BankStatementLine, Invoice
+from backoffice.integrations.fakes.comgate import FakeComgate
+from backoffice.integrations.fakes.shoptet_data import generate_invoices
 from backoffice.settings import Settings, get_settings
 from flows.import_comgate_payments import import_comgate_payments
 from tests.servers import serve

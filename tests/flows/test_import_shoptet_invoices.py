@@ -12,10 +12,10 @@ import pytest
 from prefect.artifacts import Artifact
 from sqlalchemy import Engine, func, select
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
-from backoffice.models.accounting import Invoice, InvoiceItem
+from backoffice.accounting.models import Invoice, InvoiceItem
+from backoffice.accounting.shoptet_import import ImportReport
+from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.settings import Settings
-from backoffice.shoptet_import import ImportReport
 from flows.import_shoptet_invoices import import_shoptet_invoices
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

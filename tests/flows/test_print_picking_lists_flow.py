@@ -12,10 +12,10 @@ import pytest
 from prefect.artifacts import Artifact
 from pypdf import PdfReader
 
-from backoffice.fakes.shoptet import FakeShoptet
-from backoffice.picking import format_quantity, parse_order, summarize
-from backoffice.picking_run import PickingResult
+from backoffice.integrations.fakes.shoptet import FakeShoptet
 from backoffice.settings import Settings, get_settings
+from backoffice.warehouse.picking import format_quantity, parse_order, summarize
+from backoffice.warehouse.picking_run import PickingResult
 from flows.print_picking_lists import print_picking_lists
 from tests.servers import serve
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, insert, select
 
-from backoffice.models.queue import Task, TaskEvent
+from backoffice.queue.models import Task, TaskEvent
 from tests.sidecar import ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ import pytest
 from psycopg.sql import Literal
 from sqlalchemy.engine import make_url
 
-from backoffice.storage.dialects import load_sql
+from backoffice.queue.claim import load_sql
 
 pytestmark = pytest.mark.postgres
 

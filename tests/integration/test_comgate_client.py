@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from backoffice.fakes.comgate import FakeComgate
 from backoffice.integrations.comgate import ComgateClient, ComgateCredentials, ComgateError, RowType
+from backoffice.integrations.fakes.comgate import FakeComgate
 from tests.servers import serve
 
 DAY = date(2026, 11, 27)

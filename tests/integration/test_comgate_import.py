@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from backoffice.comgate_import import Payout, fetch_payouts, store_payouts, to_statement
-from backoffice.fakes.comgate import FakeComgate
+from backoffice.accounting.bank_statement_store import BankStatementStore
+from backoffice.accounting.comgate_import import Payout, fetch_payouts, store_payouts, to_statement
+from backoffice.accounting.models import BankStatement, BankStatementLine, Invoice
 from backoffice.integrations.comgate import ComgateClient, ComgateCredentials, ComgateError, RowType
-from backoffice.models.accounting import BankStatement, BankStatementLine, Invoice
+from backoffice.integrations.fakes.comgate import FakeComgate
 from backoffice.settings import Settings
-from backoffice.storage.statements import StatementStore
 from tests.servers import serve
 
 DAY = date(2026, 11, 27)
@@ -85,7 +85,7 @@ def count(engine: Engine, model: type[BankStatement] | type[BankStatementLine]) 
 def test_imported_rows_equal_the_fakes_data(
     engine: Engine, fake: FakeComgate, payouts: dict[str, list[Payout]]
 ) -> None:
-    store = StatementStore(engine)
+    store = BankStatementStore(engine)
     result = store_payouts(store, payouts["CZK"], "CZK", DAY, NOW)
     expected = fake.transfers_on(DAY, "CZK")
     assert result.transfers == result.new_transfers == len(expected) == 1
@@ -129,7 +129,7 @@ def test_payments_mark_their_invoices_paid_and_the_rest_stays_visible(
     first = add_invoice(engine, "FA101", "2026000101", "CZK", "1210.00")
     second = add_invoice(engine, "FA102", "2026000102", "CZK", "605.50")
     other_currency = add_invoice(engine, "FA201", "2026000201", "CZK", "10.00")  # EUR payment's VS
-    store = StatementStore(engine)
+    store = BankStatementStore(engine)
 
     result = store_payouts(store, payouts["CZK"], "CZK", DAY, NOW)
 
@@ -157,7 +157,7 @@ def test_rerun_adds_nothing_and_late_invoices_still_match(
     engine: Engine, payouts: dict[str, list[Payout]]
 ) -> None:
     add_invoice(engine, "FA101", "2026000101", "CZK", "1210.00")
-    store = StatementStore(engine)
+    store = BankStatementStore(engine)
     first = store_payouts(store, payouts["CZK"], "CZK", DAY, NOW)
     statements, lines = count(engine, BankStatement), count(engine, BankStatementLine)
 
@@ -178,7 +178,7 @@ def test_rerun_adds_nothing_and_late_invoices_still_match(
 def test_each_currency_takes_only_its_payout_account(
     engine: Engine, payouts: dict[str, list[Payout]]
 ) -> None:
-    store = StatementStore(engine)
+    store = BankStatementStore(engine)
     eur = store_payouts(store, payouts["EUR"], "EUR", DAY, NOW)
     czk = store_payouts(store, payouts["CZK"], "CZK", DAY, NOW)
     assert (eur.transfers, czk.transfers) == (1, 1)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from backoffice.controlling import build_report
+from backoffice.accounting.controlling import build_report
 from tests.controlling_seed import (
     DAY,
     NOW,

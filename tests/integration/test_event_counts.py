@@ -1,4 +1,4 @@
-"""EventCounts: the metrics' queue counters, read incrementally from task_events."""
+"""EventCountStore: the metrics' queue counters, read incrementally from task_events."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, insert
 
 from backoffice.db import create_db_engine
-from backoffice.models.queue import TaskEvent
+from backoffice.queue.event_counts import EventCountStore
+from backoffice.queue.models import TaskEvent
 from backoffice.settings import Settings
-from backoffice.storage.event_counts import EventCounts
 
 
 def add_events(engine: Engine, *names: str, at: datetime | None = None) -> None:
@@ -32,7 +32,7 @@ def row(name: str, at: datetime | None = None) -> dict[str, object]:
 
 def test_totals_stay_exact_while_the_watermark_moves(engine: Engine) -> None:
     old = datetime.now(UTC) - timedelta(hours=1)
-    counts = EventCounts(engine, settle_seconds=60)
+    counts = EventCountStore(engine, settle_seconds=60)
     assert counts.totals() == {}
     add_events(engine, "locked", "locked", "completed", at=old)  # settled: folded into the kept totals
     add_events(engine, "locked", "failed")  # recent: counted afresh on every call
@@ -42,7 +42,7 @@ def test_totals_stay_exact_while_the_watermark_moves(engine: Engine) -> None:
     add_events(engine, "locked")
     assert counts.totals() == {"locked": 4, "completed": 1, "failed": 1, "lock_expired": 1}
     # A new process starts from the table and agrees.
-    assert EventCounts(engine).totals() == counts.totals()
+    assert EventCountStore(engine).totals() == counts.totals()
 
 
 def test_an_event_committed_late_is_still_counted(postgres_database: str) -> None:
@@ -52,7 +52,7 @@ def test_an_event_committed_late_is_still_counted(postgres_database: str) -> Non
     """
     engine = create_db_engine(Settings(database_url=postgres_database))
     try:
-        counts = EventCounts(engine, settle_seconds=60)
+        counts = EventCountStore(engine, settle_seconds=60)
         base = Counter(counts.totals())
         with engine.connect() as slow:
             transaction = slow.begin()

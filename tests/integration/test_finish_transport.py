@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, update
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.integrations.shoptet import ShoptetClient, ShoptetUnavailable
-from backoffice.models.warehouse import TransportBoxItem
-from backoffice.storage.box_stocking import BoxStockingStore
-from backoffice.storage.warehouse import TransportBoxStore
-from backoffice.transport import finish_received_boxes, stock_box
+from backoffice.warehouse.box_store import TransportBoxStore
+from backoffice.warehouse.models import TransportBoxItem
+from backoffice.warehouse.stocking_store import BoxStockingStore
+from backoffice.warehouse.transport import finish_received_boxes, stock_box
 from tests.servers import serve
 
 STOCK = 1

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, func, select, update
 
-from backoffice.fakes.shoptet_data import generate_invoices
-from backoffice.models.accounting import Invoice, InvoiceItem
-from backoffice.shoptet_import import parse_invoice
-from backoffice.storage.invoices import InvoiceRecord, load_invoices, upsert_invoices
+from backoffice.accounting.invoice_store import InvoiceRecord, load_invoices, upsert_invoices
+from backoffice.accounting.models import Invoice, InvoiceItem
+from backoffice.accounting.shoptet_import import parse_invoice
+from backoffice.integrations.fakes.shoptet_data import generate_invoices
 
 
 def _records(count: int = 7, seed: int = 11) -> list[InvoiceRecord]:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select
 
-from backoffice.models.jobs import RecurringJob
-from backoffice.storage.jobs import JobRecord, JobRecordStore
+from backoffice.jobs.models import RecurringJob
+from backoffice.jobs.store import JobRecord, JobRecordStore
 
 
 def test_a_missing_row_means_enabled(engine: Engine) -> None:

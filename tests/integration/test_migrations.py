@@ -1,7 +1,7 @@
 """Migrations upgrade an empty database to exactly the schema the models describe.
 
-Every module under `backoffice.models` is imported first, so a model that nobody registered in
-`backoffice/models/__init__.py` is still compared (and shows up as a missing table).
+Every `models` module of every domain is imported first, so a model that nobody registered in
+`backoffice.schema.DOMAINS` is still compared (and shows up as a missing table).
 """
 
 from __future__ import annotations
@@ -19,19 +19,25 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, inspect, text
 
-import backoffice.models
+import backoffice
 from backoffice.db import create_db_engine
 from backoffice.migrate import head_revision, is_at_head, upgrade
-from backoffice.models import Base
+from backoffice.schema import Base, all_tables
 from backoffice.settings import Settings
 from tests import pg
 
 
 def all_models() -> MetaData:
-    """The metadata with every module of backoffice.models imported."""
-    for module in pkgutil.walk_packages(backoffice.models.__path__, "backoffice.models."):
-        importlib.import_module(module.name)
+    """The metadata with every `models` module below `backoffice` imported."""
+    for module in pkgutil.walk_packages(backoffice.__path__, "backoffice."):
+        if module.name.endswith(".models"):
+            importlib.import_module(module.name)
     return Base.metadata
+
+
+def test_every_models_module_is_registered() -> None:
+    registered = set(all_tables().tables)
+    assert set(all_models().tables) == registered
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -12,19 +12,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.integrations.shoptet import ShoptetClient
-from backoffice.picking import parse_order
-from backoffice.picking_run import print_picking_lists, result_markdown
 from backoffice.settings import Settings
-from backoffice.storage.picking import CLAIM_LEASE, PickingClaims
+from backoffice.warehouse.picking import parse_order
+from backoffice.warehouse.picking_run import print_picking_lists, result_markdown
+from backoffice.warehouse.picking_store import CLAIM_LEASE, PickingStore
 from tests.servers import serve
 
 
 @pytest.fixture
-def claims(engine: Engine) -> PickingClaims:
+def claims(engine: Engine) -> PickingStore:
     """The claim store on the test database."""
-    return PickingClaims(engine)
+    return PickingStore(engine)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def codes_of(claimed: list[object]) -> list[str]:
 # --- claims ------------------------------------------------------------------------------------
 
 
-def test_a_claimed_order_is_not_claimed_again(claims: PickingClaims) -> None:
+def test_a_claimed_order_is_not_claimed_again(claims: PickingStore) -> None:
     first = claims.claim(["A", "B"], "morning", "run-1")
     assert codes_of(first) == ["A", "B"] and all(c.previous is None and c.needs_print for c in first)
     assert codes_of(claims.claim(["B", "C", "C"], "morning", "run-2")) == ["C"]
@@ -55,7 +55,7 @@ def test_a_claimed_order_is_not_claimed_again(claims: PickingClaims) -> None:
     assert row is not None and row["run_id"] == "run-1" and row["status"] == "claimed"
 
 
-def test_takeover_rules(claims: PickingClaims) -> None:
+def test_takeover_rules(claims: PickingStore) -> None:
     past = datetime.now(UTC) - CLAIM_LEASE - timedelta(minutes=1)
     claims.claim(["stale", "printed", "done"], "morning", "dead-run", now=past)
     claims.claim(["fresh"], "morning", "live-run")
@@ -82,7 +82,7 @@ def test_takeover_rules(claims: PickingClaims) -> None:
     assert fresh is not None and fresh["status"] == "claimed"
 
 
-def test_racing_runs_claim_each_order_exactly_once(claims: PickingClaims) -> None:
+def test_racing_runs_claim_each_order_exactly_once(claims: PickingStore) -> None:
     codes = [f"2024{n:06d}" for n in range(60)]
 
     def run(n: int) -> list[str]:
@@ -100,7 +100,7 @@ def test_racing_runs_claim_each_order_exactly_once(claims: PickingClaims) -> Non
 
 
 def test_run_prints_every_order_once_and_moves_it(
-    fake: FakeShoptet, client: ShoptetClient, claims: PickingClaims, settings: Settings
+    fake: FakeShoptet, client: ShoptetClient, claims: PickingStore, settings: Settings
 ) -> None:
     details = {code: parse_order(o) for code, o in fake.state.orders.items()}
     incomplete = {code for code, o in details.items() if o.address_problems}
@@ -131,7 +131,7 @@ def test_run_prints_every_order_once_and_moves_it(
 
 
 def test_a_failed_status_move_is_only_retried_not_reprinted(
-    fake: FakeShoptet, client: ShoptetClient, claims: PickingClaims, settings: Settings
+    fake: FakeShoptet, client: ShoptetClient, claims: PickingStore, settings: Settings
 ) -> None:
     fake.state.orders = dict(list(fake.state.orders.items())[:3])
     for order in fake.state.orders.values():
@@ -151,7 +151,7 @@ def test_a_failed_status_move_is_only_retried_not_reprinted(
 def test_lp_gets_each_file_and_a_failing_printer_fails_the_run(
     fake: FakeShoptet,
     client: ShoptetClient,
-    claims: PickingClaims,
+    claims: PickingStore,
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

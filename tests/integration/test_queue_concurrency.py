@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from backoffice.queue.store import TaskStore
 from backoffice.settings import Settings
-from backoffice.storage.tasks import TaskStore
 from task_queue_api.main import create_app
 from tests.integration.queue_checks import (
     Drainers,

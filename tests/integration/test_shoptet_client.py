@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from backoffice.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.integrations.shoptet import (
     ShoptetAuthError,
     ShoptetClient,

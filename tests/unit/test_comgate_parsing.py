@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from backoffice.fakes.comgate import FakeComgate
 from backoffice.integrations.comgate import (
     ComgateError,
     RowType,
@@ -17,6 +16,7 @@ from backoffice.integrations.comgate import (
     parse_row,
     parse_transfer,
 )
+from backoffice.integrations.fakes.comgate import FakeComgate
 from backoffice.settings import Settings
 
 

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from backoffice.controlling import ControllingReport, FailedFlowRun, day_bounds
-from backoffice.controlling_output import attention_table, markdown, money, summary_table
-from backoffice.storage.reports import (
+from backoffice.accounting.controlling import ControllingReport, FailedFlowRun, day_bounds
+from backoffice.accounting.controlling_output import attention_table, markdown, money, summary_table
+from backoffice.accounting.report_store import (
     BoxInError,
     InvoiceTotals,
     OverdueInvoice,

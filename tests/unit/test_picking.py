@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from backoffice.picking import (
+from backoffice.warehouse.picking import (
     address_problems,
     format_quantity,
     group_by_shipping,
@@ -19,7 +19,7 @@ from backoffice.picking import (
     position_key,
     summarize,
 )
-from backoffice.picking_pdf import (
+from backoffice.warehouse.picking_pdf import (
     DASH,
     ITEM_WIDTHS,
     SUMMARY_WIDTHS,
@@ -28,7 +28,7 @@ from backoffice.picking_pdf import (
     render_picking_list,
     starts_new_page,
 )
-from backoffice.picking_run import slug
+from backoffice.warehouse.picking_run import slug
 
 ADDRESS = {
     "company": None,

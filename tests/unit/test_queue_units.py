@@ -10,9 +10,9 @@ import pytest
 from backoffice.db import normalize_url
 from backoffice.errors import Forbidden, ValidationFailed
 from backoffice.principals import Principal
-from backoffice.storage.keys import KeyStore, generate_key, hash_key
-from backoffice.storage.task_queries import decode_cursor, encode_cursor
-from backoffice.storage.tasks import json_size
+from backoffice.queue.keys import KeyStore, generate_key, hash_key
+from backoffice.queue.queries import decode_cursor, encode_cursor
+from backoffice.queue.store import json_size
 
 
 def test_roles_rank_consumer_operator_admin() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from backoffice.fakes.shoptet import FakeShoptet
-from backoffice.fakes.shoptet_data import generate_invoices
-from backoffice.fakes.shoptet_orders import generate_orders
+from backoffice.integrations.fakes.shoptet import FakeShoptet
+from backoffice.integrations.fakes.shoptet_data import generate_invoices
+from backoffice.integrations.fakes.shoptet_orders import generate_orders
 
 DAYS = [date(2024, 5, 5), date(2024, 5, 6)]
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
+from backoffice.accounting.shoptet_import import check_currency, parse_invoice
 from backoffice.errors import ValidationFailed
-from backoffice.fakes.shoptet_data import generate_invoice
+from backoffice.integrations.fakes.shoptet_data import generate_invoice
 from backoffice.integrations.shoptet import JSONObject, ShoptetError
-from backoffice.shoptet_import import check_currency, parse_invoice
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from backoffice.accounting.shoptet_import import day_window
 from backoffice.integrations.shoptet import format_time, parse_time
-from backoffice.shoptet_import import day_window
 
 PRAGUE = ZoneInfo("Europe/Prague")
 

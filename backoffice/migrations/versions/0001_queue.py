@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import backoffice.models.types
+import backoffice.schema
 
 revision: str = "0001_queue"
 down_revision: str | None = None
@@ -32,10 +32,10 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("revoked", sa.Boolean(), nullable=False),
-        sa.Column("revoked_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("role IN ('consumer', 'operator', 'admin')", name=op.f("ck_api_keys_role")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
@@ -45,7 +45,7 @@ def upgrade() -> None:
         "recurring_jobs",
         sa.Column("job_id", sa.String(length=128), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("changed_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("changed_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("changed_by", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("job_id", name=op.f("pk_recurring_jobs")),
     )
@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.Uuid(), nullable=False),
         sa.Column("event", sa.String(length=32), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
-        sa.Column("at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "details",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -83,15 +83,15 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
-        sa.Column("not_before", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("available_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("not_before", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("available_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
-        sa.Column("lock_date", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("locked_until", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lock_date", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("locked_until", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("locked_by", sa.String(length=128), nullable=True),
         sa.Column("lock_token", sa.Uuid(), nullable=True),
-        sa.Column("completed_date", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_date", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("completed_by", sa.String(length=128), nullable=True),
         sa.Column(
             "result",
@@ -101,9 +101,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
-        sa.Column("updated_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=128), nullable=False),
         sa.CheckConstraint(
             "status IN ('pending', 'locked', 'expired', 'completed', 'failed')",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import backoffice.models.types
+import backoffice.schema
 
 revision: str = "0002_accounting"
 down_revision: str | None = "0001_queue"
@@ -18,8 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _invoices() -> None:
-    exact = backoffice.models.types.ExactDecimal
-    utc = backoffice.models.types.UTCDateTime
+    exact = backoffice.schema.ExactDecimal
+    utc = backoffice.schema.UTCDateTime
     op.create_table(
         "invoices",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -36,7 +36,7 @@ def _invoices() -> None:
         sa.Column("total_with_vat", exact(precision=18, scale=4), nullable=False),
         sa.Column("total_without_vat", exact(precision=18, scale=4), nullable=False),
         sa.Column("total_vat", exact(precision=18, scale=4), nullable=False),
-        sa.Column("exchange_rate", backoffice.models.types.ExactRate(precision=18, scale=8), nullable=False),
+        sa.Column("exchange_rate", backoffice.schema.ExactRate(precision=18, scale=8), nullable=False),
         sa.Column("is_valid", sa.Boolean(), nullable=False),
         sa.Column("paid", sa.Boolean(), nullable=False),
         sa.Column("paid_at", sa.Date(), nullable=True),
@@ -79,8 +79,8 @@ def _invoices() -> None:
 
 
 def _bank_statements() -> None:
-    exact = backoffice.models.types.ExactDecimal
-    utc = backoffice.models.types.UTCDateTime
+    exact = backoffice.schema.ExactDecimal
+    utc = backoffice.schema.UTCDateTime
     op.create_table(
         "bank_statements",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import backoffice.models.types
+import backoffice.schema
 
 revision: str = "0003_warehouse"
 down_revision: str | None = "0002_accounting"
@@ -24,11 +24,11 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("batch", sa.String(length=32), nullable=False),
         sa.Column("run_id", sa.String(length=64), nullable=False),
-        sa.Column("claimed_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("shipping", sa.String(length=255), nullable=True),
-        sa.Column("printed_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("printed_at", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("pdf_path", sa.Text(), nullable=True),
-        sa.Column("finished_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("times_printed", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.CheckConstraint(
@@ -44,9 +44,9 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("error_reason", sa.Text(), nullable=True),
-        sa.Column("created_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
-        sa.Column("updated_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", backoffice.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=128), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.CheckConstraint(
@@ -64,8 +64,8 @@ def upgrade() -> None:
         sa.Column("product_code", sa.String(length=64), nullable=False),
         sa.Column("amount", sa.Integer(), nullable=False),
         sa.Column("movement_state", sa.String(length=16), nullable=False),
-        sa.Column("sent_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("stocked_at", backoffice.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stocked_at", backoffice.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.CheckConstraint(
             "movement_state IN ('pending', 'sent', 'stocked', 'unknown')",

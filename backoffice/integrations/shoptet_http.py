@@ -1,0 +1,256 @@
+"""The HTTP layer of the Shoptet client: Shoptet's limits, retries, its envelope and paging.
+
+At most 3 concurrent connections per token (a process-wide semaphore per token plus the pool
+limit), `Retry-After` on 429, bounded exponential backoff with jitter on 5xx/423/network
+errors, and a non-idempotent mode for writes that must never be repeated blindly.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from backoffice.errors import BackofficeError
+
+JSONObject = dict[str, Any]
+T = TypeVar("T")
+R = TypeVar("R")
+
+TOKEN_HEADER = "Shoptet-Private-API-Token"
+TOKEN_BLOCK = "shoptet-api-token"
+TOKEN_ENV = "BACKOFFICE_SHOPTET_API_TOKEN"
+MAX_CONNECTIONS_PER_TOKEN = 3
+MAX_ITEMS_PER_PAGE = 50
+RETRYABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
+# Statuses that say the request was not processed at all: safe to repeat even a stock movement.
+NOT_PROCESSED_STATUSES = frozenset({423, 429})
+
+
+class ShoptetError(BackofficeError):
+    """Shoptet answered with errors; `errors` holds its `{errorCode, message, instance}` entries."""
+
+    code = "shoptet_error"
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, errors: list[JSONObject] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.errors = errors or []
+
+
+class ShoptetAuthError(ShoptetError):
+    code = "shoptet_auth_error"
+
+
+class ShoptetNotFound(ShoptetError):
+    code = "shoptet_not_found"
+
+
+class ShoptetUnavailable(ShoptetError):
+    code = "shoptet_unavailable"
+
+
+class ShoptetOutcomeUnknown(ShoptetError):
+    code = "shoptet_outcome_unknown"
+
+
+@dataclass
+class RequestStats:
+    """What the client spent: requests sent, retries, and seconds inside HTTP calls (summed over threads)."""
+
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, seconds: float, retried: bool) -> None:
+        with self._lock:
+            self.requests += 1
+            self.retries += int(retried)
+            self.seconds += seconds
+
+
+_token_slots: dict[str, threading.BoundedSemaphore] = {}
+_token_slots_lock = threading.Lock()
+
+
+def _slots_for(token: str) -> threading.BoundedSemaphore:
+    # Shared by every client of the same token in this process: the limit is Shoptet's, per token.
+    with _token_slots_lock:
+        return _token_slots.setdefault(token, threading.BoundedSemaphore(MAX_CONNECTIONS_PER_TOKEN))
+
+
+def _error_message(errors: list[JSONObject]) -> str:
+    return "; ".join(f"{e.get('errorCode', 'error')}: {e.get('message', '')}".strip() for e in errors)
+
+
+class ShoptetHttp:
+    """Sends requests within Shoptet's limits; `ShoptetClient` adds the endpoints."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self._slots = _slots_for(token)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={TOKEN_HEADER: token, "Accept": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS_PER_TOKEN),
+        )
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.stats = RequestStats()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # --- the HTTP layer: limits, retries, the envelope --------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """Send one request and return the envelope's `data`; raise `ShoptetError` on `errors`.
+
+        `idempotent=False` (stock movements) retries only what Shoptet surely did not process
+        (429/423, connection refused); a timeout or 5xx then raises `ShoptetOutcomeUnknown`.
+        """
+        for attempt in range(1, self.max_attempts + 1):
+            last = attempt == self.max_attempts
+            started = time.perf_counter()
+            try:
+                with self._slots:
+                    response = self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                self.stats.add(time.perf_counter() - started, retried=not last)
+                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+                if sent and not idempotent:
+                    raise ShoptetOutcomeUnknown(
+                        f"{method} {path}: no answer from Shoptet ({exc!r}); the change may or may not "
+                        "have been applied. Check it in Shoptet before repeating it."
+                    ) from exc
+                if last:
+                    raise ShoptetUnavailable(
+                        f"{method} {path}: Shoptet unreachable after {attempt} attempts ({exc!r})."
+                    ) from exc
+                self._sleep(self._backoff(attempt))
+                continue
+            status = response.status_code
+            retry = status in RETRYABLE_STATUSES and not last
+            self.stats.add(time.perf_counter() - started, retried=retry)
+            if status in RETRYABLE_STATUSES and not idempotent and status not in NOT_PROCESSED_STATUSES:
+                raise ShoptetOutcomeUnknown(
+                    f"{method} {path}: Shoptet answered {status}; the change may or may not have been "
+                    "applied. Check it in Shoptet before repeating it.",
+                    http_status=status,
+                    errors=self._errors_of(response),
+                )
+            if retry:
+                self._sleep(self._retry_delay(response, attempt))
+                continue
+            return self._unwrap(method, path, response, attempts=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: concurrent workers that failed together do not retry together.
+        ceiling: float = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
+        header = response.headers.get("Retry-After")
+        if header is not None:
+            try:
+                return min(max(float(header), 0.0), self.backoff_max)
+            except ValueError:
+                pass
+        return self._backoff(attempt)
+
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    @staticmethod
+    def _body(response: httpx.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _errors_in(body: Any) -> list[JSONObject]:
+        errors = body.get("errors") if isinstance(body, dict) else None
+        return list(errors) if isinstance(errors, list) else []
+
+    def _errors_of(self, response: httpx.Response) -> list[JSONObject]:
+        return self._errors_in(self._body(response))
+
+    def _unwrap(self, method: str, path: str, response: httpx.Response, *, attempts: int) -> Any:
+        status = response.status_code
+        body = self._body(response)  # parsed once: a detail is a few kB and there are thousands
+        errors = self._errors_in(body)
+        if status >= 400 or errors:
+            detail = _error_message(errors) or response.text[:200] or response.reason_phrase
+            message = f"Shoptet {method} {path} failed ({status}): {detail.rstrip('.')}"
+            kind: type[ShoptetError] = ShoptetError
+            if status in (401, 403):
+                kind = ShoptetAuthError
+                message += f". Check the API token ({TOKEN_ENV} or the Prefect Secret block '{TOKEN_BLOCK}')."
+            elif status == 404:
+                kind = ShoptetNotFound
+            elif status in RETRYABLE_STATUSES:
+                kind = ShoptetUnavailable
+                message += f" (after {attempts} attempts)"
+            raise kind(message, http_status=status, errors=errors)
+        if response.content and not isinstance(body, dict):
+            raise ShoptetError(
+                f"Shoptet {method} {path} answered {status} without its JSON envelope: "
+                f"{response.text[:160]!r}",
+                http_status=status,
+            )
+        return body.get("data") if body else None
+
+    def paginate(self, path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[JSONObject]:
+        """Every item of list `data[key]` over all pages (`data.paginator`), page by page."""
+        page = 1
+        while True:
+            query = {**(params or {}), "page": page, "itemsPerPage": MAX_ITEMS_PER_PAGE}
+            data = self.request("GET", path, params=query) or {}
+            yield from data.get(key) or []
+            paginator = data.get("paginator") or {}
+            if page >= int(paginator.get("pageCount") or 0):
+                return
+            page += 1
+
+    def concurrently(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """`[fn(item) for item in items]`, run on as many threads as the token may hold connections."""
+        with ThreadPoolExecutor(MAX_CONNECTIONS_PER_TOKEN, thread_name_prefix="shoptet") as pool:
+            return list(pool.map(fn, items))

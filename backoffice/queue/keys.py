@@ -1,0 +1,128 @@
+"""Function keys: created with a random secret, stored as SHA-256, looked up by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from backoffice.errors import Conflict, NotFound
+from backoffice.principals import Principal, Role
+from backoffice.queue.models import ApiKey
+
+KEY_PREFIX = "bok_"
+BOOTSTRAP_ADMIN = "bootstrap-admin"
+
+
+def generate_key() -> str:
+    """A new plaintext key: 256 random bits, URL-safe."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(plaintext: str) -> str:
+    """SHA-256 of a key. Keys are random 256-bit secrets, so a fast hash is enough (no salt)."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A stored key without its secret."""
+
+    name: str
+    role: Role
+    task_types: list[str] | None
+    created_at: datetime
+    created_by: str
+    revoked: bool
+    revoked_at: datetime | None
+
+
+class KeyStore:
+    """Creates, lists, revokes and checks function keys."""
+
+    def __init__(self, engine: Engine, bootstrap_admin_key: str | None = None) -> None:
+        self.engine = engine
+        self._bootstrap_hash = hash_key(bootstrap_admin_key) if bootstrap_admin_key else None
+
+    def create(self, name: str, role: Role, task_types: list[str] | None, actor: str) -> tuple[KeyInfo, str]:
+        """Store a new key and return it with its plaintext (shown this once only)."""
+        plaintext = generate_key()
+        now = datetime.now(UTC)
+        types = sorted(set(task_types)) if task_types else None
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(ApiKey).values(
+                        id=uuid.uuid4(),
+                        name=name,
+                        role=role,
+                        task_types=types,
+                        key_hash=hash_key(plaintext),
+                        created_at=now,
+                        created_by=actor,
+                        revoked=False,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                f"A key named '{name}' already exists; pick another name or revoke it first.",
+                code="already_exists",
+            ) from exc
+        info = KeyInfo(name, role, types, now, actor, False, None)
+        return info, plaintext
+
+    def list(self) -> list[KeyInfo]:
+        """Every key, revoked ones included, by name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ApiKey).order_by(ApiKey.name)).mappings().all()
+        return [
+            KeyInfo(
+                r["name"],
+                r["role"],
+                r["task_types"],
+                r["created_at"],
+                r["created_by"],
+                r["revoked"],
+                r["revoked_at"],
+            )
+            for r in rows
+        ]
+
+    def revoke(self, name: str) -> None:
+        """Revoke a key at once; NotFound when there is no live key of that name."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(ApiKey)
+                .where(ApiKey.name == name, ApiKey.revoked.is_(False))
+                .values(revoked=True, revoked_at=datetime.now(UTC))
+            ).rowcount
+        if not done:
+            raise NotFound(f"There is no active key named '{name}'.")
+
+    def authenticate(self, plaintext: str) -> Principal | None:
+        """The caller a presented key belongs to, or None for an unknown or revoked key."""
+        digest = hash_key(plaintext)
+        if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
+            return Principal(BOOTSTRAP_ADMIN, "admin")
+        # Every request runs this one read: on PostgreSQL, autocommit spares its BEGIN and
+        # ROLLBACK round trips (SQLite keeps its own transaction handling).
+        options = {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {}
+        with self.engine.connect().execution_options(**options) as conn:
+            row = conn.execute(
+                select(ApiKey.name, ApiKey.role, ApiKey.task_types, ApiKey.key_hash).where(
+                    ApiKey.key_hash == digest, ApiKey.revoked.is_(False)
+                )
+            ).first()
+        # The lookup is by hash; the constant-time compare guards the final decision.
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            return None
+        types = frozenset(row.task_types) if row.role == "consumer" and row.task_types else None
+        if row.role == "consumer" and types is None:
+            types = frozenset()
+        return Principal(row.name, row.role, types)

@@ -1,0 +1,426 @@
+"""The task store: every query of the scheduled-task queue.
+
+State machine (stored statuses):
+
+    pending ──lock──▶ locked ──complete──▶ completed
+       ▲                │  └──fail(retry, attempts left)──▶ pending (after a backoff)
+       │                │  └──fail(no retry / attempts used up)──▶ failed (dead letter)
+       │                └──lease runs out, swept──▶ expired ──lock──▶ locked
+       └──────── retry (operator) ◀── failed / expired
+
+`expired` keeps the last holder's token: it may still complete until somebody re-locks.
+A lock that ran out but was not swept yet reads as `expired` all the same (TaskRecord).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from backoffice.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
+from backoffice.queue.claim import CLAIMABLE, HELD, queue_dialect
+from backoffice.queue.models import Task, TaskEvent
+from backoffice.queue.queries import TaskFilter, TaskQueryStore
+from backoffice.queue.records import CompletionOutcome, TaskEventRecord, TaskRecord
+from backoffice.queue.signals import TaskSignals
+from backoffice.settings import Settings
+
+# Long-pollers re-check at least this often (not_before and run-out leases need no signal).
+POLL_SECONDS = {"postgresql": 1.0, "sqlite": 0.2}
+UPDATABLE_FIELDS = ("data", "priority", "not_before", "max_attempts")
+
+
+def utcnow() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+class TaskStore(TaskQueryStore):
+    """Create, lock, complete, fail, extend, retry, update and delete tasks (reads: TaskQueryStore)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        super().__init__(engine)
+        self.settings = settings
+        self.dialect = queue_dialect(engine.dialect.name)
+        listen_url = None
+        if engine.dialect.name == "postgresql":
+            listen_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.signals = TaskSignals(listen_url)
+
+    def close(self) -> None:
+        """Stop background helpers."""
+        self.signals.close()
+
+    # --- writes by producers and operators --------------------------------------------------
+
+    def create(
+        self,
+        actor: str,
+        task_type: str,
+        data: dict[str, Any],
+        priority: int = 0,
+        not_before: datetime | None = None,
+        max_attempts: int = 5,
+        idempotency_key: str | None = None,
+    ) -> tuple[TaskRecord, bool]:
+        """Insert a task; with a known idempotency key return the existing one (created=False)."""
+        self._check_size("data", data, self.settings.max_data_bytes)
+        now = utcnow()
+        task_id = uuid.uuid4()
+        values = {
+            "id": task_id,
+            "task_type": task_type,
+            "data": data,
+            "status": "pending",
+            "priority": priority,
+            "not_before": not_before,
+            "available_at": not_before or now,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "idempotency_key": idempotency_key,
+            "version": 1,
+            "created_at": now,
+            "created_by": actor,
+            "updated_at": now,
+            "updated_by": actor,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(Task).values(**values))
+                self._log(conn, task_id, "created", actor, now, {"task_type": task_type})
+                self.dialect.notify(conn, task_type)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = self._by_idempotency_key(task_type, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+        self.signals.wake(task_type)
+        return self.get(task_id), True
+
+    def update(
+        self, task_id: uuid.UUID, actor: str, changes: dict[str, Any], if_version: int | None = None
+    ) -> TaskRecord:
+        """Change data, priority, not_before or max_attempts of a task nobody holds."""
+        if "data" in changes:
+            self._check_size("data", changes["data"], self.settings.max_data_bytes)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            task = self._for_update(conn, task_id, now)
+            if if_version is not None and task.version != if_version:
+                raise PreconditionFailed(
+                    f"The task is at version {task.version}, not {if_version}; read it again and retry."
+                )
+            self._refuse_if_busy(task)
+            values: dict[str, Any] = {k: v for k, v in changes.items() if k in UPDATABLE_FIELDS}
+            if "not_before" in values and task.status == "pending":
+                values["available_at"] = values["not_before"] or task.created_at
+            conn.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(**values, version=Task.version + 1, updated_at=now, updated_by=actor)
+            )
+            self._log(conn, task_id, "updated", actor, now, {"fields": sorted(values)})
+            self.dialect.notify(conn, task.task_type)
+        self.signals.wake(task.task_type)
+        return self.get(task_id)
+
+    def delete(self, task_id: uuid.UUID, actor: str) -> None:
+        """Delete a task nobody holds; its audit events stay."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            task = self._for_update(conn, task_id, now)
+            if task.status == "locked":
+                raise Conflict(
+                    "The task is locked by a worker; wait for it to finish or for the lock to run out.",
+                    code="task_locked",
+                )
+            conn.execute(delete(Task).where(Task.id == task_id))
+            self._log(
+                conn, task_id, "deleted", actor, now, {"task_type": task.task_type, "status": task.status}
+            )
+
+    def retry(self, task_id: uuid.UUID, actor: str) -> TaskRecord:
+        """Put a failed or expired task back to pending with its attempts reset."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            task = self._for_update(conn, task_id, now)
+            if task.status not in ("failed", "expired"):
+                raise Conflict(
+                    f"Only failed or expired tasks can be retried; this one is {task.status}.",
+                    code="not_retryable",
+                )
+            conn.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(
+                    status="pending",
+                    attempts=0,
+                    available_at=now,
+                    lock_token=None,
+                    locked_until=None,
+                    locked_by=None,
+                    lock_date=None,
+                    version=Task.version + 1,
+                    updated_at=now,
+                    updated_by=actor,
+                )
+            )
+            self._log(conn, task_id, "retried", actor, now, {"previous_status": task.status})
+            self.dialect.notify(conn, task.task_type)
+        self.signals.wake(task.task_type)
+        return self.get(task_id)
+
+    # --- the consumer protocol ---------------------------------------------------------------
+
+    def lock(
+        self,
+        task_type: str,
+        actor: str,
+        limit: int = 1,
+        lease_seconds: int | None = None,
+        wait_seconds: float = 0,
+    ) -> list[TaskRecord]:
+        """Lock up to `limit` tasks of a type; long-poll up to `wait_seconds` when none is ready."""
+        lease = timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
+        deadline = time.monotonic() + wait_seconds
+        poll = POLL_SECONDS.get(self.dialect.name, 1.0)
+        while True:
+            seen = self.signals.generation(task_type)
+            claimed = self._lock_once(task_type, actor, limit, lease)
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            self.signals.wait(task_type, seen, min(remaining, poll))
+
+    def _lock_once(self, task_type: str, actor: str, limit: int, lease: timedelta) -> list[TaskRecord]:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            self._sweep(conn, task_type, now)
+            rows = self.dialect.claim(conn, task_type, limit, actor, now, now + lease)
+        return [TaskRecord.from_row(r, now) for r in rows]
+
+    def _sweep(self, conn: Connection, task_type: str, now: datetime) -> None:
+        """Turn run-out locks of a type into `expired` (or `failed` when attempts are used up)."""
+        run_out = (
+            select(Task.id)
+            .where(Task.task_type == task_type, text("tasks.status = 'locked'"), Task.locked_until <= now)
+            # Concurrent sweepers split the rows instead of deadlocking on them.
+            .with_for_update(skip_locked=True)
+        )
+        rows = conn.execute(
+            update(Task)
+            .where(Task.id.in_(run_out.scalar_subquery()))
+            .values(
+                status=text("CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'expired' END"),
+                version=Task.version + 1,
+                updated_at=now,
+            )
+            .returning(Task.id, Task.status, Task.locked_by, Task.attempts, Task.max_attempts)
+        ).all()
+        events: list[dict[str, Any]] = []
+        for r in rows:
+            details = {"locked_by": r.locked_by, "attempt": r.attempts}
+            events.append(self._event(r.id, "lock_expired", "system", now, details))
+            if r.status == "failed":
+                message = f"The lock ran out {r.attempts} times (max_attempts {r.max_attempts})."
+                conn.execute(update(Task).where(Task.id == r.id).values(last_error=message))
+                events.append(self._event(r.id, "failed", "system", now, {"error": message}))
+        if events:
+            conn.execute(insert(TaskEvent), events)
+
+    def complete(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        result: Any,
+        actor: str,
+        task_types: frozenset[str] | None = None,
+    ) -> TaskRecord:
+        """Complete a task held with `token`; with `task_types` (a consumer's), only of those types."""
+        self._check_size("result", result, self.settings.max_result_bytes)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            done = self.dialect.complete_many(conn, [(task_id, token, result)], actor, now)
+            # Read back and check the type in the same transaction: one round of checkout,
+            # BEGIN and COMMIT per completion instead of three (the hot path of every worker).
+            task = self.find(task_id, conn) if done else None
+            if task is not None:
+                self._require_type(task, task_types, actor)  # raising rolls the completion back
+        if task is None:
+            found = self.find(task_id)
+            if found is not None:
+                self._require_type(found, task_types, actor)
+            raise self._why_not_held(task_id, now)
+        return task
+
+    def complete_many(
+        self, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], actor: str
+    ) -> list[CompletionOutcome]:
+        """Complete a batch; each item is judged on its own."""
+        now = utcnow()
+        outcomes: dict[int, CompletionOutcome] = {}
+        todo: list[tuple[uuid.UUID, uuid.UUID, Any]] = []
+        seen: set[uuid.UUID] = set()
+        for n, (task_id, token, result) in enumerate(items):
+            if task_id in seen:
+                outcomes[n] = CompletionOutcome(task_id, False, "duplicate_item")
+            elif json_size(result) > self.settings.max_result_bytes:
+                outcomes[n] = CompletionOutcome(task_id, False, "payload_too_large")
+            else:
+                todo.append((task_id, token, result))
+            seen.add(task_id)
+        with self.engine.begin() as conn:
+            done = self.dialect.complete_many(conn, todo, actor, now) if todo else set()
+        for n, (task_id, _, _) in enumerate(items):
+            if n in outcomes:
+                continue
+            error = None if task_id in done else self._why_not_held(task_id, now).code
+            outcomes[n] = CompletionOutcome(task_id, error is None, error)
+        return [outcomes[n] for n in range(len(items))]
+
+    def fail(self, task_id: uuid.UUID, token: uuid.UUID, error: str, retry: bool, actor: str) -> TaskRecord:
+        """Give a held task back: pending after a backoff, or failed (dead letter)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            task = self._held(conn, task_id, token, now)
+            dead = not retry or task.attempts >= task.max_attempts
+            backoff = min(
+                self.settings.retry_backoff_base_seconds * 2 ** max(task.attempts - 1, 0),
+                self.settings.retry_backoff_max_seconds,
+            )
+            available_at = now + timedelta(seconds=backoff)
+            conn.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(
+                    status="failed" if dead else "pending",
+                    available_at=task.available_at if dead else available_at,
+                    last_error=error,
+                    lock_token=None,
+                    locked_until=None,
+                    version=Task.version + 1,
+                    updated_at=now,
+                    updated_by=actor,
+                )
+            )
+            details: dict[str, Any] = {"error": error, "dead": dead, "attempt": task.attempts}
+            if not dead:
+                details["retry_at"] = available_at.isoformat()
+            self._log(conn, task_id, "failed", actor, now, details)
+        return self.get(task_id)
+
+    def extend(
+        self, task_id: uuid.UUID, token: uuid.UUID, lease_seconds: int | None, actor: str
+    ) -> TaskRecord:
+        """Push a held lock's end out by `lease_seconds` from now (a keep-alive)."""
+        now = utcnow()
+        until = now + timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
+        with self.engine.begin() as conn:
+            self._held(conn, task_id, token, now)
+            conn.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(
+                    status="locked",
+                    locked_until=until,
+                    version=Task.version + 1,
+                    updated_at=now,
+                    updated_by=actor,
+                )
+            )
+            self._log(conn, task_id, "lock_extended", actor, now, {"locked_until": until.isoformat()})
+        return self.get(task_id)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _held(self, conn: Connection, task_id: uuid.UUID, token: uuid.UUID, now: datetime) -> TaskRecord:
+        row = (
+            conn.execute(
+                select(Task).where(Task.id == task_id, Task.lock_token == token, HELD).with_for_update()
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise self._why_not_held(task_id, now, conn)
+        return TaskRecord.from_row(row, now)
+
+    def _why_not_held(
+        self, task_id: uuid.UUID, now: datetime, conn: Connection | None = None
+    ) -> NotFound | Conflict:
+        # Inside a transaction, read on its connection: on SQLite a second one would wait
+        # for the write lock this transaction holds.
+        task = self.find(task_id, conn)
+        if task is None:
+            return NotFound(f"There is no task {task_id}.")
+        if task.status == "completed":
+            return Conflict(
+                f"The task was already completed by {task.completed_by} at "
+                f"{task.completed_date.isoformat() if task.completed_date else '?'}.",
+                code="already_completed",
+                completed_by=task.completed_by,
+                completed_date=task.completed_date.isoformat() if task.completed_date else None,
+            )
+        return Conflict(
+            "This lock token is not the task's current one: the lock ran out and the task was "
+            "locked again, failed, or given back. Drop the work; another worker owns it.",
+            code="lock_lost",
+        )
+
+    def _for_update(self, conn: Connection, task_id: uuid.UUID, now: datetime) -> TaskRecord:
+        row = conn.execute(select(Task).where(Task.id == task_id).with_for_update()).mappings().first()
+        if row is None:
+            raise NotFound(f"There is no task {task_id}.")
+        return TaskRecord.from_row(row, now)
+
+    @staticmethod
+    def _require_type(task: TaskRecord, task_types: frozenset[str] | None, actor: str) -> None:
+        if task_types is not None and task.task_type not in task_types:
+            raise Forbidden(f"Key '{actor}' may not touch tasks of type '{task.task_type}'.")
+
+    @staticmethod
+    def _refuse_if_busy(task: TaskRecord) -> None:
+        if task.status == "locked":
+            raise Conflict("The task is locked by a worker; it cannot be changed now.", code="task_locked")
+        if task.status == "completed":
+            raise Conflict("The task is completed; it cannot be changed.", code="task_completed")
+
+    @staticmethod
+    def _check_size(what: str, value: Any, limit: int) -> None:
+        size = json_size(value)
+        if size > limit:
+            raise PayloadTooLarge(f"The {what} is {size} bytes; the limit is {limit} bytes.")
+
+    @staticmethod
+    def _event(
+        task_id: uuid.UUID, event: str, actor: str, at: datetime, details: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        return {"task_id": task_id, "event": event, "actor": actor, "at": at, "details": details}
+
+    def _log(
+        self,
+        conn: Connection,
+        task_id: uuid.UUID,
+        event: str,
+        actor: str,
+        at: datetime,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(insert(TaskEvent).values(**self._event(task_id, event, actor, at, details)))
+
+
+__all__ = ["CLAIMABLE", "TaskEventRecord", "TaskFilter", "TaskStore"]

@@ -1,1 +1,0 @@
-"""The storage layer: every SQL statement of the project lives below this package."""
