@@ -9,10 +9,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from backoffice.errors import DatabaseUnavailable
+from backoffice.jobs.control import JobControl
 from backoffice.migrate import is_at_head
+from backoffice.queue.event_counts import EventCountStore
 from backoffice.queue.keys import KeyStore
 from backoffice.queue.store import TaskStore
 from backoffice.settings import Settings
+from backoffice.warehouse.box_store import TransportBoxStore
 
 # How often an unmigrated database is looked at again before refusing a request.
 SCHEMA_RECHECK_SECONDS = 2.0
@@ -20,12 +23,16 @@ SCHEMA_RECHECK_SECONDS = 2.0
 
 @dataclass
 class AppContext:
-    """Built once per process in the app's lifespan."""
+    """Built once per process in the app's lifespan: every route, page and scrape uses these
+    stores (the event counts keep per-process totals, so building one per request would lose them)."""
 
     settings: Settings
     engine: Engine
     keys: KeyStore
     tasks: TaskStore
+    event_counts: EventCountStore
+    jobs: JobControl
+    boxes: TransportBoxStore
     _migrated: bool = False
     _checked_at: float = field(default=0.0)
     _problem: tuple[str, str] | None = None
@@ -39,6 +46,9 @@ class AppContext:
             engine=engine,
             keys=KeyStore(engine, admin),
             tasks=TaskStore(engine, settings),
+            event_counts=EventCountStore(engine),
+            jobs=JobControl(engine),
+            boxes=TransportBoxStore(engine),
         )
 
     def close(self) -> None:

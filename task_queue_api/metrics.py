@@ -46,9 +46,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backoffice.errors import BackofficeError, PrefectUnavailable
-from backoffice.jobs.control import JobControl
 from backoffice.jobs.status import JobStatus
-from backoffice.queue.event_counts import EventCountStore
 from backoffice.queue.records import TypeStats
 from task_queue_api.context import AppContext
 
@@ -200,20 +198,12 @@ def job_metrics(jobs: list[JobStatus], now: datetime) -> Iterator[Metric]:
     yield from (enabled, running, success, duration, until_next)
 
 
-def _event_counts(app: FastAPI, ctx: AppContext) -> EventCountStore:
-    counts: EventCountStore | None = getattr(app.state, "event_counts", None)
-    if counts is None or counts.engine is not ctx.engine:
-        counts = EventCountStore(ctx.engine)
-        app.state.event_counts = counts
-    return counts
-
-
 def read_queue(app: FastAPI, snapshot: Snapshot) -> None:
     """Fill the task part of a snapshot (blocking: run it in a thread)."""
     ctx: AppContext = app.state.ctx
     try:
         snapshot.stats = ctx.tasks.type_stats()
-        snapshot.events = _event_counts(app, ctx).totals()
+        snapshot.events = ctx.event_counts.totals()
     except (SQLAlchemyError, BackofficeError) as exc:
         log.warning("metrics: database unavailable (%s)", type(exc).__name__)
         snapshot.database_up = False
@@ -225,7 +215,7 @@ async def read_jobs(app: FastAPI, snapshot: Snapshot) -> None:
         return  # the Enabled records live in the database
     ctx: AppContext = app.state.ctx
     try:
-        snapshot.jobs = await JobControl(ctx.engine).list()
+        snapshot.jobs = await ctx.jobs.list()
         snapshot.prefect_up = True
     except PrefectUnavailable as exc:
         log.warning("metrics: %s", exc.message)

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from backoffice.queue.session_keys import live_key
 from task_queue_api.dashboard.sessions import SESSION_COOKIE, Session, SessionSigner, load_secret
 from task_queue_api.dashboard.views import error_page
 from task_queue_api.deps import ContextDep
@@ -44,8 +43,7 @@ def get_session(request: Request, ctx: ContextDep, signer: SignerDep) -> Session
     name = SessionSigner.name_of(cookie) if cookie else None
     if cookie is None or name is None:
         raise SignInRequired
-    admin = ctx.settings.admin_key.get_secret_value() if ctx.settings.admin_key else None
-    key = live_key(ctx.engine, name, admin)
+    key = ctx.keys.live_session_key(name)
     # The role is read afresh: a key demoted since sign-in loses the dashboard at once.
     if key is None or not signer.verify(cookie, key.key_hash) or key.principal.role == "consumer":
         raise SignInRequired

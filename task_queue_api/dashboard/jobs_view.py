@@ -17,7 +17,6 @@ from starlette.responses import RedirectResponse, Response
 
 from backoffice.errors import BackofficeError, PrefectUnavailable
 from backoffice.jobs.catalog import load_catalog
-from backoffice.jobs.control import JobControl
 from backoffice.settings import Settings
 from task_queue_api.context import AppContext
 from task_queue_api.dashboard.auth import CheckedSessionDep
@@ -43,7 +42,7 @@ async def jobs_context(ctx: AppContext) -> dict[str, Any]:
     jobs: list[Any] = []
     error = None
     try:
-        jobs = await JobControl(ctx.engine).list()
+        jobs = await ctx.jobs.list()
     except PrefectUnavailable as exc:
         error = exc.message
     return {
@@ -86,7 +85,7 @@ async def set_enabled(
     """Enable or disable a job (as PUT /api/jobs/{id}/enabled)."""
     try:
         session.principal.require_role("operator")
-        await JobControl(ctx.engine).set_enabled(job_id, enabled, session.principal.name)
+        await ctx.jobs.set_enabled(job_id, enabled, session.principal.name)
     except BackofficeError as exc:
         return error_from(request, exc)
     word = "enabled" if enabled else "disabled"
@@ -98,7 +97,7 @@ async def run_now(request: Request, job_id: str, ctx: ContextDep, session: Check
     """Start a run now (as POST /api/jobs/{id}/run)."""
     try:
         session.principal.require_role("operator")
-        started = await JobControl(ctx.engine).run_now(job_id, session.principal.name)
+        started = await ctx.jobs.run_now(job_id, session.principal.name)
     except BackofficeError as exc:
         return error_from(request, exc)
     skipped = "" if started.enabled else "&skipped=1"

@@ -6,17 +6,16 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cron_descriptor import ExpressionDescriptor, FormatException, Options  # type: ignore[import-untyped]
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from backoffice.calendar import to_prague
 from backoffice.errors import BackofficeError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-LOCAL_TZ = ZoneInfo("Europe/Prague")
 # Only our own script, style and form targets; no framing (the forms change state).
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -50,7 +49,7 @@ def local_time(value: datetime | None) -> str:
     """A moment as `YYYY-MM-DD HH:MM:SS` in Prague time, or an em dash."""
     if value is None:
         return "—"
-    return value.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return to_prague(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def duration(seconds: float | None) -> str:

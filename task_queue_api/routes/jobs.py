@@ -10,7 +10,6 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from backoffice.jobs.control import JobControl
 from backoffice.jobs.status import JobStatus
 from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
 from task_queue_api.schemas.errors import error_responses
@@ -35,13 +34,13 @@ def _public(status: JobStatus) -> JobPublic:
 async def list_jobs(ctx: ContextDep, _: PrincipalDep) -> JobList:
     """Every job with its cron and timezone, Enabled flag, next run, last run (state, start, end,
     duration), whether it runs now, and a health word: `ok`, `failed`, `late` or `disabled`."""
-    return JobList(items=[_public(s) for s in await JobControl(ctx.engine).list()])
+    return JobList(items=[_public(s) for s in await ctx.jobs.list()])
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=RESPONSES)
 async def get_job(job_id: str, ctx: ContextDep, _: PrincipalDep) -> JobPublic:
     """One job, as in the list."""
-    return _public(await JobControl(ctx.engine).status(job_id))
+    return _public(await ctx.jobs.status(job_id))
 
 
 @router.put("/{job_id}/enabled", response_model=JobPublic, responses=WRITE_RESPONSES)
@@ -51,7 +50,7 @@ async def set_job_enabled(
     """Enable or disable a job. Disabling pauses its Prefect deployment and deletes its waiting
     runs; enabling resumes it and creates the next run. The change is recorded with your key's
     name and survives redeploys and restarts. When Prefect cannot be reached nothing changes (503)."""
-    return _public(await JobControl(ctx.engine).set_enabled(job_id, body.enabled, operator.name))
+    return _public(await ctx.jobs.set_enabled(job_id, body.enabled, operator.name))
 
 
 @router.post("/{job_id}/run", status_code=201, response_model=JobRunPublic, responses=WRITE_RESPONSES)
@@ -62,7 +61,7 @@ async def run_job(
     that take one; a disabled job's run ends as `Skipped` unless `force` is true.
     409 `not_deployed` before the first `backoffice deploy`; 422 for parameters the job lacks."""
     body = body or JobRunCreate()
-    started = await JobControl(ctx.engine).run_now(
+    started = await ctx.jobs.run_now(
         job_id, operator.name, day=body.day, force=body.force, parameters=body.parameters
     )
     message = "Run created; the flow runner starts it within seconds."

@@ -24,8 +24,8 @@ BoxCodePath = Annotated[str, Path(max_length=64, pattern=BOX_CODE_PATTERN, descr
 
 
 def get_store(ctx: ContextDep) -> TransportBoxStore:
-    """The box store on the app's engine."""
-    return TransportBoxStore(ctx.engine)
+    """The app's box store."""
+    return ctx.boxes
 
 
 StoreDep = Annotated[TransportBoxStore, Depends(get_store)]
