@@ -118,6 +118,19 @@ def _state(prefect_api: str, flow_run_id: str) -> str:
     return f"{state['type']}:{state['name']}"
 
 
+def _wait_until_no_run_is_active(prefect_api: str, timeout: float = 420) -> None:
+    """Block until no flow run is pending, running or cancelling."""
+    active = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}}}}
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.post(f"{prefect_api}/flow_runs/count", json=active, timeout=30)
+        response.raise_for_status()
+        if response.json() == 0:
+            return
+        assert time.monotonic() < deadline, "a scheduled run never finished"
+        time.sleep(1)
+
+
 def test_run_sandbox_runs_every_job_and_ctrl_c_stops_everything(running: Running) -> None:
     running.wait_until_running()
     output = running.output()
@@ -129,13 +142,17 @@ def test_run_sandbox_runs_every_job_and_ctrl_c_stops_everything(running: Running
     assert [j["id"] for j in jobs.json()["items"]] == load_catalog().ids
     assert all(j["enabled"] and j["next_run_at"] for j in jobs.json()["items"])
 
-    # Disable every job first (their deployments pause), so no scheduled run collides with ours
-    # (Finish_Transport cancels a newcomer), then run each one now with force=true.
-    started = {}
+    # Disable every job first (their deployments pause, waiting runs go), and let a scheduled run
+    # that had already started finish, so none collides with ours (Finish_Transport cancels a
+    # newcomer); then run each one now with force=true.
     for job_id in load_catalog().ids:
         url = f"{running.sidecar}/api/jobs/{job_id}"
         disabled = httpx.put(f"{url}/enabled", json={"enabled": False}, headers=ADMIN, timeout=60)
         assert disabled.status_code == 200 and disabled.json()["health"] == "disabled", disabled.text
+    _wait_until_no_run_is_active(running.prefect_api)
+    started = {}
+    for job_id in load_catalog().ids:
+        url = f"{running.sidecar}/api/jobs/{job_id}"
         response = httpx.post(f"{url}/run", json={"force": True}, headers=ADMIN, timeout=60)
         assert response.status_code == 201, response.text
         started[job_id] = response.json()["flow_run_id"]
