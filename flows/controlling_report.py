@@ -26,7 +26,7 @@ from backoffice.accounting.controlling_output import (
     summary_table,
     write_html,
 )
-from backoffice.db import create_db_engine
+from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import business_day, scheduled_start, skip_if_disabled
 from backoffice.settings import get_settings
 
@@ -40,11 +40,8 @@ def failed_job_runs(start: datetime, end: datetime) -> list[FailedFlowRun]:
 @task(name="gather-figures", cache_policy=NONE)
 def gather(day: date, window_end: datetime, runs: list[FailedFlowRun]) -> ControllingReport:
     """Read invoices, payouts, matching, overdue invoices, boxes and tasks from the database."""
-    engine = create_db_engine(get_settings())
-    try:
-        return build_report(engine, day, window_end, runs)
-    finally:
-        engine.dispose()
+    with job_resources() as jobs:
+        return build_report(jobs.engine, day, window_end, runs)
 
 
 @task(name="publish-report", cache_policy=NONE)

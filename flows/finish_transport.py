@@ -10,10 +10,8 @@ from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from backoffice.db import create_db_engine
-from backoffice.integrations.shoptet import ShoptetClient
+from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import skip_if_disabled
-from backoffice.settings import get_settings
 from backoffice.warehouse.stocking_store import BoxStockingStore
 from backoffice.warehouse.transport import TransportSummary, finish_received_boxes
 
@@ -21,14 +19,10 @@ from backoffice.warehouse.transport import TransportSummary, finish_received_box
 @task(name="stock-received-boxes", cache_policy=NONE)
 def stock_received_boxes() -> TransportSummary:
     """Send each Received box's not yet stocked items to Shoptet's stock-movement API."""
-    settings = get_settings()
-    # The client first: a missing token fails the run before any box is touched.
-    with ShoptetClient.from_settings(settings) as client:
-        engine = create_db_engine(settings)
-        try:
-            return finish_received_boxes(BoxStockingStore(engine), client, settings.shoptet_stock_id)
-        finally:
-            engine.dispose()
+    with job_resources() as jobs:
+        # The client first: a missing token fails the run before any box is touched.
+        client = jobs.shoptet
+        return finish_received_boxes(BoxStockingStore(jobs.engine), client, jobs.settings.shoptet_stock_id)
 
 
 @task(name="publish-transport-summary", cache_policy=NONE)

@@ -18,28 +18,22 @@ from backoffice.accounting.comgate_import import (
     fetch_payouts,
     store_payouts,
 )
-from backoffice.db import create_db_engine
-from backoffice.integrations.comgate import ComgateClient
+from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import business_day, skip_if_disabled
-from backoffice.settings import get_settings
 
 
 @task(name="fetch-comgate-payouts", cache_policy=NONE)
 def fetch(day: date, currency: str) -> list[Payout]:
     """Read the day's transfers to the currency's payout account and their rows from Comgate."""
-    settings = get_settings()
-    with ComgateClient.from_settings(settings) as client:
-        return fetch_payouts(client, day, currency, settings)
+    with job_resources() as jobs:
+        return fetch_payouts(jobs.comgate, day, currency, jobs.settings)
 
 
 @task(name="store-bank-statements", cache_policy=NONE)
 def store(payouts: list[Payout], currency: str, day: date) -> ImportResult:
     """Store new payouts as bank statements and match their payments to invoices."""
-    engine = create_db_engine(get_settings())
-    try:
-        return store_payouts(BankStatementStore(engine), payouts, currency, day, datetime.now(UTC))
-    finally:
-        engine.dispose()
+    with job_resources() as jobs:
+        return store_payouts(BankStatementStore(jobs.engine), payouts, currency, day, datetime.now(UTC))
 
 
 @flow(name="import-comgate-payments")

@@ -11,23 +11,17 @@ from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State
 
 from backoffice.accounting.shoptet_import import ImportReport, check_currency, import_invoices
-from backoffice.db import create_db_engine
-from backoffice.integrations.shoptet import ShoptetClient
+from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import business_day, skip_if_disabled
-from backoffice.settings import get_settings
 
 
 @task(name="import-invoices", cache_policy=NONE)
 def import_day(currency: str, day: date) -> ImportReport:
     """Fetch the day's invoices of `currency` from Shoptet and upsert them with their items."""
-    settings = get_settings()
-    # The client first: a missing token fails the run before anything else happens.
-    with ShoptetClient.from_settings(settings) as client:
-        engine = create_db_engine(settings)
-        try:
-            return import_invoices(client, engine, day, currency)
-        finally:
-            engine.dispose()
+    with job_resources() as jobs:
+        # The client first: a missing token fails the run before anything else happens.
+        client = jobs.shoptet
+        return import_invoices(client, jobs.engine, day, currency)
 
 
 @task(name="publish-invoice-report", cache_policy=NONE)

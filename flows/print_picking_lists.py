@@ -12,10 +12,8 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from backoffice.db import create_db_engine
-from backoffice.integrations.shoptet import ShoptetClient
+from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import skip_if_disabled
-from backoffice.settings import get_settings
 from backoffice.warehouse.picking_run import PickingResult, result_markdown, slug
 from backoffice.warehouse.picking_run import print_picking_lists as run_picking
 from backoffice.warehouse.picking_store import PickingStore
@@ -24,14 +22,10 @@ from backoffice.warehouse.picking_store import PickingStore
 @task(name="print-claimed-orders", cache_policy=NONE)
 def print_claimed_orders(batch: str, run_id: str) -> PickingResult:
     """Claim the orders to pick, print one list per shipping method, move the orders on."""
-    settings = get_settings()
-    # The client first: a missing token fails the run before anything is claimed.
-    with ShoptetClient.from_settings(settings) as client:
-        engine = create_db_engine(settings)
-        try:
-            return run_picking(client, PickingStore(engine), settings, batch, run_id)
-        finally:
-            engine.dispose()
+    with job_resources() as jobs:
+        # The client first: a missing token fails the run before anything is claimed.
+        client = jobs.shoptet
+        return run_picking(client, PickingStore(jobs.engine), jobs.settings, batch, run_id)
 
 
 @flow(name="print-picking-lists")

@@ -20,15 +20,14 @@ Errors come back as an HTTP status with `{"code": <int>, "message": "..."}` (cod
     ComgateError              the API refused or failed (status, code and message of the answer)
     MissingCredential         (backoffice.integrations.credentials) no merchant id / secret
 
-Network errors and 5xx are retried with exponential backoff, 429 after its `Retry-After`.
+Network errors, 429 and 5xx are retried (backoffice.integrations.retry) after their `Retry-After`, else
+with exponential backoff.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -48,6 +47,7 @@ from backoffice.integrations.comgate_model import (
     parse_transfer,
 )
 from backoffice.integrations.credentials import secret_value
+from backoffice.integrations.retry import ADDED_JITTER, Attempt, RetryPolicy
 from backoffice.settings import Settings
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_SECONDS = 120.0
+RETRYABLE_STATUSES = frozenset({429, *range(500, 600)})
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,13 @@ class ComgateClient:
         backoff_base_seconds: float = 0.5,
         timeout_seconds: float = 30.0,
     ) -> None:
-        self.max_attempts = max_attempts
-        self.backoff_base_seconds = backoff_base_seconds
+        self.retry = RetryPolicy(
+            RETRYABLE_STATUSES,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base_seconds,
+            jitter=ADDED_JITTER,
+            retry_after_max=MAX_RETRY_AFTER_SECONDS,
+        )
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             auth=httpx.BasicAuth(credentials.merchant, credentials.secret),
@@ -162,40 +168,23 @@ class ComgateClient:
         return data
 
     def _send(self, path: str) -> httpx.Response:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                response = self._http.get(path)
-            except httpx.TransportError as exc:
-                if attempt == self.max_attempts:
-                    raise ComgateError(f"Comgate is unreachable ({path}): {exc}") from exc
-                self._sleep(attempt, None, f"network error {exc!r}")
-                continue
-            retryable = response.status_code == 429 or response.status_code >= 500
-            if not retryable:
-                if response.is_success:
-                    return response
-                raise _error_from(path, response)
-            if attempt == self.max_attempts:
-                raise _error_from(path, response)
-            self._sleep(attempt, response.headers.get("Retry-After"), f"HTTP {response.status_code}")
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            response = self.retry.send(lambda: self._http.get(path), self._log_retry).response
+        except httpx.TransportError as exc:
+            raise ComgateError(f"Comgate is unreachable ({path}): {exc}") from exc
+        if not response.is_success:
+            raise _error_from(path, response)
+        return response
 
-    def _sleep(self, attempt: int, retry_after: str | None, reason: str) -> None:
-        delay = _retry_after_seconds(retry_after)
-        if delay is None:
-            # Exponential backoff with jitter, so parallel runs do not retry in lockstep.
-            delay = self.backoff_base_seconds * 2 ** (attempt - 1) * (1 + random.random() / 4)
-        logger.warning("Comgate: %s; retry %d/%d in %.1f s", reason, attempt, self.max_attempts - 1, delay)
-        time.sleep(delay)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS)
-    except ValueError:
-        return None  # an HTTP-date: fall back to our own backoff
+    def _log_retry(self, attempt: Attempt) -> None:
+        if attempt.delay is not None:
+            logger.warning(
+                "Comgate: %s; retry %d/%d in %.1f s",
+                attempt.reason,
+                attempt.number,
+                self.retry.max_attempts - 1,
+                attempt.delay,
+            )
 
 
 def _as_list(data: Any, method: str) -> list[Mapping[str, Any]]:

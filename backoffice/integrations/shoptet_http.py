@@ -2,14 +2,13 @@
 
 At most 3 concurrent connections per token (a process-wide semaphore per token plus the pool
 limit), `Retry-After` on 429, bounded exponential backoff with jitter on 5xx/423/network
-errors, and a non-idempotent mode for writes that must never be repeated blindly.
+errors (the shared policy of `backoffice.integrations.retry`), and a non-idempotent mode for writes
+that must never be repeated blindly.
 """
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from backoffice.errors import BackofficeError
+from backoffice.integrations.retry import FULL_JITTER, Attempt, RetryPolicy
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -112,9 +112,14 @@ class ShoptetHttp:
             timeout=timeout,
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS_PER_TOKEN),
         )
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.retry = RetryPolicy(
+            RETRYABLE_STATUSES,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            jitter=FULL_JITTER,
+            retry_after_max=backoff_max,
+        )
         self.stats = RequestStats()
 
     def __enter__(self) -> Self:
@@ -143,58 +148,41 @@ class ShoptetHttp:
         `idempotent=False` (stock movements) retries only what Shoptet surely did not process
         (429/423, connection refused); a timeout or 5xx then raises `ShoptetOutcomeUnknown`.
         """
-        for attempt in range(1, self.max_attempts + 1):
-            last = attempt == self.max_attempts
-            started = time.perf_counter()
-            try:
-                with self._slots:
-                    response = self._http.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:
-                self.stats.add(time.perf_counter() - started, retried=not last)
-                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-                if sent and not idempotent:
-                    raise ShoptetOutcomeUnknown(
-                        f"{method} {path}: no answer from Shoptet ({exc!r}); the change may or may not "
-                        "have been applied. Check it in Shoptet before repeating it."
-                    ) from exc
-                if last:
-                    raise ShoptetUnavailable(
-                        f"{method} {path}: Shoptet unreachable after {attempt} attempts ({exc!r})."
-                    ) from exc
-                self._sleep(self._backoff(attempt))
-                continue
-            status = response.status_code
-            retry = status in RETRYABLE_STATUSES and not last
-            self.stats.add(time.perf_counter() - started, retried=retry)
-            if status in RETRYABLE_STATUSES and not idempotent and status not in NOT_PROCESSED_STATUSES:
+
+        def send() -> httpx.Response:
+            with self._slots:
+                return self._http.request(method, path, params=params, json=json)
+
+        def observe(attempt: Attempt) -> None:
+            self.stats.add(attempt.seconds, retried=attempt.will_retry)
+            if not idempotent:
+                self._refuse_unknown_outcome(method, path, attempt)
+
+        try:
+            final = self.retry.send(send, observe)
+        except httpx.TransportError as exc:
+            raise ShoptetUnavailable(
+                f"{method} {path}: Shoptet unreachable after {self.retry.max_attempts} attempts ({exc!r})."
+            ) from exc
+        return self._unwrap(method, path, final.response, attempts=final.number)
+
+    def _refuse_unknown_outcome(self, method: str, path: str, attempt: Attempt) -> None:
+        """Raise `ShoptetOutcomeUnknown` when a write may have been applied and must not be repeated."""
+        outcome = attempt.outcome
+        if isinstance(outcome, httpx.TransportError):
+            sent = not isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+            if sent:
                 raise ShoptetOutcomeUnknown(
-                    f"{method} {path}: Shoptet answered {status}; the change may or may not have been "
-                    "applied. Check it in Shoptet before repeating it.",
-                    http_status=status,
-                    errors=self._errors_of(response),
-                )
-            if retry:
-                self._sleep(self._retry_delay(response, attempt))
-                continue
-            return self._unwrap(method, path, response, attempts=attempt)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: concurrent workers that failed together do not retry together.
-        ceiling: float = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
-
-    def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
-        header = response.headers.get("Retry-After")
-        if header is not None:
-            try:
-                return min(max(float(header), 0.0), self.backoff_max)
-            except ValueError:
-                pass
-        return self._backoff(attempt)
-
-    def _sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+                    f"{method} {path}: no answer from Shoptet ({outcome!r}); the change may or may not "
+                    "have been applied. Check it in Shoptet before repeating it."
+                ) from outcome
+        elif attempt.retryable and outcome.status_code not in NOT_PROCESSED_STATUSES:
+            raise ShoptetOutcomeUnknown(
+                f"{method} {path}: Shoptet answered {outcome.status_code}; the change may or may not have "
+                "been applied. Check it in Shoptet before repeating it.",
+                http_status=outcome.status_code,
+                errors=self._errors_of(outcome),
+            )
 
     @staticmethod
     def _body(response: httpx.Response) -> Any:
