@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, Engine, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backoffice.accounting.models import BankStatement, BankStatementLine, Invoice
-
-PRAGUE = ZoneInfo("Europe/Prague")
+from backoffice.calendar import local_date
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,7 @@ class BankStatementStore:
                 ).rowcount
                 if claimed != 1:
                     continue
-                paid_on = line.paid_at.astimezone(PRAGUE).date() if line.paid_at else line.transfer_date
+                paid_on = local_date(line.paid_at) if line.paid_at else line.transfer_date
                 invoice = conn.execute(
                     select(Invoice.paid_at, Invoice.paid_amount).where(Invoice.id == invoice_id)
                 ).one()

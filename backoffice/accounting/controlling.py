@@ -11,9 +11,8 @@ now: invoices past due and unpaid, transport boxes in `Error`; and over the 24 h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -26,17 +25,10 @@ from backoffice.accounting.report_store import (
     TaskProblem,
     UnmatchedPayment,
 )
+from backoffice.calendar import day_bounds
+from backoffice.jobs.catalog import load_catalog
 
-PRAGUE = ZoneInfo("Europe/Prague")
 WINDOW = timedelta(hours=24)
-# The five flows of the job catalog whose failed runs the report lists.
-JOB_FLOWS = (
-    "import-shoptet-invoices",
-    "import-comgate-payments",
-    "print-picking-lists",
-    "finish-transport",
-    "controlling-report",
-)
 
 
 @dataclass(frozen=True)
@@ -85,11 +77,9 @@ class ControllingReport:
         )
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """Start and end (exclusive) of `day` in Europe/Prague, as UTC instants (23 or 25 h on DST days)."""
-    start = datetime.combine(day, time(0), PRAGUE)
-    end = datetime.combine(day + timedelta(days=1), time(0), PRAGUE)
-    return start.astimezone(UTC), end.astimezone(UTC)
+def job_flow_names() -> list[str]:
+    """The flows of the job catalog whose failed runs the report lists (each once, catalog order)."""
+    return list(dict.fromkeys(job.flow_name for job in load_catalog().jobs))
 
 
 def build_report(
@@ -131,7 +121,7 @@ def read_failed_flow_runs(start: datetime, end: datetime) -> list[FailedFlowRun]
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=list(JOB_FLOWS))),
+            flow_filter=FlowFilter(name=FlowFilterName(any_=job_flow_names())),
             flow_run_filter=FlowRunFilter(
                 # TimedOut is a state of type FAILED, so these two types cover all three.
                 state=FlowRunFilterState(

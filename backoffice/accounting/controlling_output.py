@@ -8,15 +8,14 @@ from datetime import datetime
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from backoffice.accounting.controlling import ControllingReport
+from backoffice.calendar import to_prague
 from backoffice.settings import Settings
 
 logger = logging.getLogger(__name__)
-PRAGUE = ZoneInfo("Europe/Prague")
 
 
 def money(value: Decimal) -> str:
@@ -26,7 +25,7 @@ def money(value: Decimal) -> str:
 
 def when(value: datetime | None) -> str:
     """A moment in Prague time, to the minute."""
-    return value.astimezone(PRAGUE).strftime("%Y-%m-%d %H:%M") if value else ""
+    return to_prague(value).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def summary_table(report: ControllingReport) -> list[dict[str, str]]:

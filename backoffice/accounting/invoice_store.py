@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, insert, select
 
 from backoffice.accounting.models import Invoice, InvoiceItem
+from backoffice.dialects import Dialect, dialect_of
 
 BATCH_SIZE = 500
 INSERT_PAGE_SIZE = 100  # psycopg caches the parsing of statements up to 4 kB; pages of 100 rows stay cheap
@@ -87,93 +87,98 @@ _ITEM_COLUMNS = list(InvoiceItemRecord.__dataclass_fields__)
 _UPDATED_COLUMNS = [*_INVOICE_COLUMNS, "content_hash", "updated_at"]
 
 
-def _insert_invoice(conn: Connection) -> Any:
+def _insert_invoice(dialect: Dialect) -> Any:
     """INSERT … ON CONFLICT (code) DO UPDATE — the one statement that differs per dialect."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(Invoice)
+    stmt = dialect.insert(Invoice)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Invoice.code], set_={c: getattr(stmt.excluded, c) for c in _UPDATED_COLUMNS}
     )
     return stmt.returning(Invoice.id, Invoice.code, sort_by_parameter_order=True)
 
 
-def upsert_invoices(
-    engine: Engine,
-    records: Iterable[InvoiceRecord],
-    *,
-    now: datetime | None = None,
-    batch_size: int = BATCH_SIZE,
-) -> UpsertResult:
-    """Insert new invoices, rewrite changed ones (with their items), skip unchanged ones.
+class InvoiceStore:
+    """Upserts invoices (with their items) by code and reads them back."""
 
-    Each batch of `batch_size` invoices is one transaction, so a failure leaves whole invoices.
-    """
-    now = now or datetime.now(UTC)
-    result = UpsertResult()
-    batch: list[InvoiceRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= batch_size:
-            _upsert_batch(engine, batch, now, result)
-            batch = []
-    if batch:
-        _upsert_batch(engine, batch, now, result)
-    return result
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = dialect_of(engine)
+        self._insert = _insert_invoice(self.dialect)  # one statement, reused by every batch
 
+    def upsert(
+        self,
+        records: Iterable[InvoiceRecord],
+        *,
+        now: datetime | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> UpsertResult:
+        """Insert new invoices, rewrite changed ones (with their items), skip unchanged ones.
 
-def _upsert_batch(
-    engine: Engine, batch: Sequence[InvoiceRecord], now: datetime, result: UpsertResult
-) -> None:
-    # Last one wins if the same code appears twice in one batch.
-    by_code = {r.code: (r, r.content_hash()) for r in batch}
-    with engine.begin() as conn:
-        conn.execution_options(insertmanyvalues_page_size=INSERT_PAGE_SIZE)
-        stored = dict(
-            conn.execute(select(Invoice.code, Invoice.content_hash).where(Invoice.code.in_(by_code))).all()
-        )
-        changed = [(r, h) for code, (r, h) in by_code.items() if stored.get(code) != h]
-        result.unchanged.extend(code for code, (_, h) in by_code.items() if stored.get(code) == h)
-        if not changed:
-            return
-        rows = [
-            {
-                **{c: getattr(r, c) for c in _INVOICE_COLUMNS},
-                "content_hash": h,
-                "paid": False,
-                "imported_at": now,
-                "updated_at": now,
-            }
-            for r, h in changed
+        Each batch of `batch_size` invoices is one transaction, so a failure leaves whole invoices.
+        """
+        now = now or datetime.now(UTC)
+        result = UpsertResult()
+        batch: list[InvoiceRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                self._upsert_batch(batch, now, result)
+                batch = []
+        if batch:
+            self._upsert_batch(batch, now, result)
+        return result
+
+    def _upsert_batch(self, batch: Sequence[InvoiceRecord], now: datetime, result: UpsertResult) -> None:
+        # Last one wins if the same code appears twice in one batch.
+        by_code = {r.code: (r, r.content_hash()) for r in batch}
+        with self.engine.begin() as conn:
+            conn.execution_options(insertmanyvalues_page_size=INSERT_PAGE_SIZE)
+            stored = dict(
+                conn.execute(
+                    select(Invoice.code, Invoice.content_hash).where(Invoice.code.in_(by_code))
+                ).all()
+            )
+            changed = [(r, h) for code, (r, h) in by_code.items() if stored.get(code) != h]
+            result.unchanged.extend(code for code, (_, h) in by_code.items() if stored.get(code) == h)
+            if not changed:
+                return
+            rows = [
+                {
+                    **{c: getattr(r, c) for c in _INVOICE_COLUMNS},
+                    "content_hash": h,
+                    "paid": False,
+                    "imported_at": now,
+                    "updated_at": now,
+                }
+                for r, h in changed
+            ]
+            ids = {code: invoice_id for invoice_id, code in conn.execute(self._insert, rows)}
+            # Items are replaced, not diffed: an invoice's lines change rarely and only together.
+            conn.execute(delete(InvoiceItem).where(InvoiceItem.invoice_id.in_(list(ids.values()))))
+            items = [
+                {"invoice_id": ids[r.code], **{c: getattr(item, c) for c in _ITEM_COLUMNS}}
+                for r, _ in changed
+                for item in r.items
+            ]
+            if items:
+                conn.execute(insert(InvoiceItem), items)
+        for r, _ in changed:
+            (result.updated if r.code in stored else result.imported).append(r.code)
+
+    def load(self, codes: Iterable[str] | None = None) -> list[InvoiceRecord]:
+        """Stored invoices (all, or those of `codes`) with their items, ordered by code."""
+        query = select(*Invoice.__table__.c).order_by(Invoice.code)
+        item_query = select(*InvoiceItem.__table__.c).order_by(InvoiceItem.invoice_id, InvoiceItem.position)
+        if codes is not None:
+            wanted = list(codes)
+            query = query.where(Invoice.code.in_(wanted))
+            item_query = item_query.join(Invoice).where(Invoice.code.in_(wanted))
+        with self.engine.connect() as conn:
+            invoices = conn.execute(query).mappings().all()
+            items: dict[int, list[InvoiceItemRecord]] = {}
+            for row in conn.execute(item_query).mappings():
+                values = {f: row[f] for f in InvoiceItemRecord.__dataclass_fields__}
+                items.setdefault(row["invoice_id"], []).append(InvoiceItemRecord(**values))
+        return [
+            InvoiceRecord(**{c: row[c] for c in _INVOICE_COLUMNS}, items=tuple(items.get(row["id"], [])))
+            for row in invoices
         ]
-        ids = {code: invoice_id for invoice_id, code in conn.execute(_insert_invoice(conn), rows)}
-        # Items are replaced, not diffed: an invoice's lines change rarely and only together.
-        conn.execute(delete(InvoiceItem).where(InvoiceItem.invoice_id.in_(list(ids.values()))))
-        items = [
-            {"invoice_id": ids[r.code], **{c: getattr(item, c) for c in _ITEM_COLUMNS}}
-            for r, _ in changed
-            for item in r.items
-        ]
-        if items:
-            conn.execute(insert(InvoiceItem), items)
-    for r, _ in changed:
-        (result.updated if r.code in stored else result.imported).append(r.code)
-
-
-def load_invoices(engine: Engine, codes: Iterable[str] | None = None) -> list[InvoiceRecord]:
-    """Stored invoices (all, or those of `codes`) with their items, ordered by code."""
-    query = select(*Invoice.__table__.c).order_by(Invoice.code)
-    item_query = select(*InvoiceItem.__table__.c).order_by(InvoiceItem.invoice_id, InvoiceItem.position)
-    if codes is not None:
-        wanted = list(codes)
-        query = query.where(Invoice.code.in_(wanted))
-        item_query = item_query.join(Invoice).where(Invoice.code.in_(wanted))
-    with engine.connect() as conn:
-        invoices = conn.execute(query).mappings().all()
-        items: dict[int, list[InvoiceItemRecord]] = {}
-        for row in conn.execute(item_query).mappings():
-            values = {f: row[f] for f in InvoiceItemRecord.__dataclass_fields__}
-            items.setdefault(row["invoice_id"], []).append(InvoiceItemRecord(**values))
-    return [
-        InvoiceRecord(**{c: row[c] for c in _INVOICE_COLUMNS}, items=tuple(items.get(row["id"], [])))
-        for row in invoices
-    ]

@@ -9,23 +9,22 @@ import re
 import time as clock
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from backoffice.accounting.invoice_store import (
     InvoiceItemRecord,
     InvoiceRecord,
+    InvoiceStore,
     UpsertResult,
-    upsert_invoices,
 )
+from backoffice.calendar import day_bounds, to_prague
 from backoffice.errors import ValidationFailed
 from backoffice.integrations.shoptet import JSONObject, ShoptetClient, ShoptetError, parse_time
 
-PRAGUE = ZoneInfo("Europe/Prague")
 CHUNK_SIZE = 500
 
 
@@ -61,11 +60,6 @@ def check_currency(currency: str) -> str:
     if not re.fullmatch(r"[A-Z]{3}", code):
         raise ValidationFailed(f"Currency must be a 3-letter ISO code such as CZK or EUR, got {currency!r}.")
     return code
-
-
-def day_window(day: date) -> tuple[datetime, datetime]:
-    """The first and last second of `day` in Europe/Prague (23 or 25 hours around DST changes)."""
-    return datetime.combine(day, time(0, 0, 0), PRAGUE), datetime.combine(day, time(23, 59, 59), PRAGUE)
 
 
 def _decimal(value: Any, name: str, default: Decimal | None = None) -> Decimal:
@@ -148,10 +142,14 @@ def list_invoice_codes(client: ShoptetClient, day: date, currency: str) -> list[
     The API has no currency filter: the list is filtered on `price.currencyCode` before the
     (costly) detail requests.
     """
-    start, end = day_window(day)
+    start, end = day_bounds(day)
+    # Shoptet's creationTimeTo is inclusive and has whole seconds, so the half-open day ends for it
+    # one second before the next midnight. Both ends go out in Prague time: Shoptet gets exactly
+    # 00:00:00 and 23:59:59 with the day's own offset (e.g. +0200), as it always has.
+    first, last = to_prague(start), to_prague(end - timedelta(seconds=1))
     return [
         str(item["code"])
-        for item in client.list_invoices(start, end)
+        for item in client.list_invoices(first, last)
         if (item.get("price") or {}).get("currencyCode") == currency
     ]
 
@@ -191,7 +189,7 @@ def import_invoices(
 
     def store(chunk: list[InvoiceRecord]) -> None:
         began = clock.perf_counter()
-        stored = upsert_invoices(engine, chunk)
+        stored = InvoiceStore(engine).upsert(chunk)
         result.imported += stored.imported
         result.updated += stored.updated
         result.unchanged += stored.unchanged

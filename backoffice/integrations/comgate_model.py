@@ -16,11 +16,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from backoffice.calendar import PRAGUE
 from backoffice.errors import BackofficeError
-
-PRAGUE = ZoneInfo("Europe/Prague")
 
 
 class ComgateError(BackofficeError):

@@ -7,6 +7,7 @@ Prefect ignores.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +47,11 @@ class Job:
         """The flow function's name (the part after ':' of the entrypoint)."""
         return self.entrypoint.rsplit(":", 1)[-1]
 
+    @property
+    def flow_name(self) -> str:
+        """The Prefect flow name of the entrypoint, as its `@flow(name=...)` declares it."""
+        return flow_name(self.entrypoint)
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -65,6 +71,23 @@ class Catalog:
     def ids(self) -> list[str]:
         """Job ids in declaration order."""
         return [job.id for job in self.jobs]
+
+
+@lru_cache
+def flow_name(entrypoint: str) -> str:
+    """The name of the Prefect flow at `entrypoint` (`flows/x.py:fn`), read from the flow object.
+
+    Imports the flow's module (`flows.x`, cached by Python) rather than repeating the name here,
+    so the decorator stays the one place it is written.
+    """
+    from prefect import Flow
+
+    path, _, function = entrypoint.rpartition(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    flow = getattr(module, function, None)
+    if not isinstance(flow, Flow):
+        raise CatalogError(f"{entrypoint} is not a Prefect flow")
+    return flow.name
 
 
 def _job(raw: dict[str, Any]) -> Job:

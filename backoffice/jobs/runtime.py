@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime
 
 from prefect.client.schemas.objects import State
 from prefect.states import Completed
-from sqlalchemy import select
 
+from backoffice.calendar import previous_business_day
 from backoffice.db import create_db_engine
-from backoffice.jobs.models import RecurringJob
+from backoffice.jobs.store import JobRecordStore
 from backoffice.settings import get_settings
 
-PRAGUE = ZoneInfo("Europe/Prague")
 SKIPPED = "Skipped"
-
-
-def previous_business_day(reference: datetime) -> date:
-    """The day before `reference`, as a date in Europe/Prague."""
-    return reference.astimezone(PRAGUE).date() - timedelta(days=1)
 
 
 def scheduled_start() -> datetime:
@@ -50,16 +43,12 @@ def current_job_id() -> str | None:
 
 
 def job_enabled(job_id: str) -> bool:
-    """The Enabled record of a job; a missing row means enabled (as in the old system)."""
+    """Whether the Enabled record of `job_id` says run (the store's rule: a missing row is enabled)."""
     engine = create_db_engine(get_settings())
     try:
-        with engine.connect() as conn:
-            enabled = conn.execute(
-                select(RecurringJob.enabled).where(RecurringJob.job_id == job_id)
-            ).scalar_one_or_none()
+        return JobRecordStore(engine).get(job_id).enabled
     finally:
         engine.dispose()
-    return enabled is None or bool(enabled)
 
 
 def skip_if_disabled(force: bool) -> State | None:

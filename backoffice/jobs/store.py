@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from backoffice.dialects import dialect_of
 from backoffice.jobs.models import RecurringJob
 
 
@@ -27,6 +26,7 @@ class JobRecordStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.dialect = dialect_of(engine)
 
     def get(self, job_id: str) -> JobRecord:
         """The record of `job_id`; a job without a row is enabled."""
@@ -48,8 +48,7 @@ class JobRecordStore:
         now = now or datetime.now(UTC)
         values = {"job_id": job_id, "enabled": enabled, "changed_at": now, "changed_by": actor}
         # Both dialects spell the upsert the same way (INSERT … ON CONFLICT DO UPDATE).
-        dialect_insert: Any = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = dialect_insert(RecurringJob).values(**values)
+        stmt = self.dialect.insert(RecurringJob).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[RecurringJob.job_id],
             set_={"enabled": enabled, "changed_at": now, "changed_by": actor},

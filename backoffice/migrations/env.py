@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from backoffice.db import create_db_engine
+from backoffice.dialects import dialect_of
 from backoffice.schema import all_tables
 from backoffice.settings import get_settings
 
@@ -17,7 +18,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=dialect_of(connection).migrates_in_batches,
         compare_type=True,
     )
     with context.begin_transaction():

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
+from backoffice.dialects import Dialect
 from backoffice.queue.models import Task, TaskEvent
 from backoffice.schema import UTCDateTime
 
@@ -212,6 +213,6 @@ class SqliteQueue:
         """SQLite has no NOTIFY; long-pollers poll (and in-process waiters are woken directly)."""
 
 
-def queue_dialect(name: str) -> QueueDialect:
-    """The dialect class for an engine's dialect name."""
-    return PostgresQueue() if name == "postgresql" else SqliteQueue()
+def queue_dialect(dialect: Dialect) -> QueueDialect:
+    """The queue statements for a database (see `backoffice.dialects.dialect_of`)."""
+    return PostgresQueue() if dialect.name == "postgresql" else SqliteQueue()

@@ -1,4 +1,8 @@
-"""Function keys: created with a random secret, stored as SHA-256, looked up by hash."""
+"""Function keys: created with a random secret, stored as SHA-256, looked up by hash.
+
+A dashboard session cookie names a key and is signed over that key's hash (`live_session_key`),
+so revoking the key (or the bootstrap admin key changing) ends every session made with it at once.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from backoffice.dialects import dialect_of
 from backoffice.errors import Conflict, NotFound
 from backoffice.principals import Principal, Role
 from backoffice.queue.models import ApiKey
@@ -41,6 +46,14 @@ class KeyInfo:
     created_by: str
     revoked: bool
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SessionKey:
+    """Who a live key belongs to and the hash a session is bound to."""
+
+    principal: Principal
+    key_hash: str
 
 
 class KeyStore:
@@ -112,7 +125,7 @@ class KeyStore:
             return Principal(BOOTSTRAP_ADMIN, "admin")
         # Every request runs this one read: on PostgreSQL, autocommit spares its BEGIN and
         # ROLLBACK round trips (SQLite keeps its own transaction handling).
-        options = {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {}
+        options = dialect_of(self.engine).single_read_options()
         with self.engine.connect().execution_options(**options) as conn:
             row = conn.execute(
                 select(ApiKey.name, ApiKey.role, ApiKey.task_types, ApiKey.key_hash).where(
@@ -126,3 +139,21 @@ class KeyStore:
         if row.role == "consumer" and types is None:
             types = frozenset()
         return Principal(row.name, row.role, types)
+
+    def live_session_key(self, name: str) -> SessionKey | None:
+        """The live (not revoked) key named `name` with its stored hash, or None (dashboard sessions)."""
+        if name == BOOTSTRAP_ADMIN:
+            if self._bootstrap_hash is None:
+                return None
+            return SessionKey(Principal(BOOTSTRAP_ADMIN, "admin"), self._bootstrap_hash)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(ApiKey.role, ApiKey.task_types, ApiKey.key_hash).where(
+                    ApiKey.name == name, ApiKey.revoked.is_(False)
+                )
+            ).first()
+        if row is None:
+            return None
+        role: Role = row.role
+        types = frozenset(row.task_types or ()) if role == "consumer" else None
+        return SessionKey(Principal(name, role, types), row.key_hash)

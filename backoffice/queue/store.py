@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from backoffice.dialects import dialect_of
 from backoffice.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 from backoffice.queue.claim import CLAIMABLE, HELD, queue_dialect
 from backoffice.queue.models import Task, TaskEvent
@@ -32,8 +33,6 @@ from backoffice.queue.records import CompletionOutcome, TaskEventRecord, TaskRec
 from backoffice.queue.signals import TaskSignals
 from backoffice.settings import Settings
 
-# Long-pollers re-check at least this often (not_before and run-out leases need no signal).
-POLL_SECONDS = {"postgresql": 1.0, "sqlite": 0.2}
 UPDATABLE_FIELDS = ("data", "priority", "not_before", "max_attempts")
 
 
@@ -53,9 +52,10 @@ class TaskStore(TaskQueryStore):
     def __init__(self, engine: Engine, settings: Settings) -> None:
         super().__init__(engine)
         self.settings = settings
-        self.dialect = queue_dialect(engine.dialect.name)
+        self.dialect = dialect_of(engine)
+        self.queue = queue_dialect(self.dialect)
         listen_url = None
-        if engine.dialect.name == "postgresql":
+        if self.dialect.supports_listen_notify:
             listen_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.signals = TaskSignals(listen_url)
 
@@ -100,7 +100,7 @@ class TaskStore(TaskQueryStore):
             with self.engine.begin() as conn:
                 conn.execute(insert(Task).values(**values))
                 self._log(conn, task_id, "created", actor, now, {"task_type": task_type})
-                self.dialect.notify(conn, task_type)
+                self.queue.notify(conn, task_type)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -134,7 +134,7 @@ class TaskStore(TaskQueryStore):
                 .values(**values, version=Task.version + 1, updated_at=now, updated_by=actor)
             )
             self._log(conn, task_id, "updated", actor, now, {"fields": sorted(values)})
-            self.dialect.notify(conn, task.task_type)
+            self.queue.notify(conn, task.task_type)
         self.signals.wake(task.task_type)
         return self.get(task_id)
 
@@ -180,7 +180,7 @@ class TaskStore(TaskQueryStore):
                 )
             )
             self._log(conn, task_id, "retried", actor, now, {"previous_status": task.status})
-            self.dialect.notify(conn, task.task_type)
+            self.queue.notify(conn, task.task_type)
         self.signals.wake(task.task_type)
         return self.get(task_id)
 
@@ -197,7 +197,8 @@ class TaskStore(TaskQueryStore):
         """Lock up to `limit` tasks of a type; long-poll up to `wait_seconds` when none is ready."""
         lease = timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
         deadline = time.monotonic() + wait_seconds
-        poll = POLL_SECONDS.get(self.dialect.name, 1.0)
+        # Long-pollers re-check at least this often (not_before and run-out leases need no signal).
+        poll = self.dialect.poll_seconds
         while True:
             seen = self.signals.generation(task_type)
             claimed = self._lock_once(task_type, actor, limit, lease)
@@ -210,7 +211,7 @@ class TaskStore(TaskQueryStore):
         now = utcnow()
         with self.engine.begin() as conn:
             self._sweep(conn, task_type, now)
-            rows = self.dialect.claim(conn, task_type, limit, actor, now, now + lease)
+            rows = self.queue.claim(conn, task_type, limit, actor, now, now + lease)
         return [TaskRecord.from_row(r, now) for r in rows]
 
     def _sweep(self, conn: Connection, task_type: str, now: datetime) -> None:
@@ -254,7 +255,7 @@ class TaskStore(TaskQueryStore):
         self._check_size("result", result, self.settings.max_result_bytes)
         now = utcnow()
         with self.engine.begin() as conn:
-            done = self.dialect.complete_many(conn, [(task_id, token, result)], actor, now)
+            done = self.queue.complete_many(conn, [(task_id, token, result)], actor, now)
             # Read back and check the type in the same transaction: one round of checkout,
             # BEGIN and COMMIT per completion instead of three (the hot path of every worker).
             task = self.find(task_id, conn) if done else None
@@ -284,7 +285,7 @@ class TaskStore(TaskQueryStore):
                 todo.append((task_id, token, result))
             seen.add(task_id)
         with self.engine.begin() as conn:
-            done = self.dialect.complete_many(conn, todo, actor, now) if todo else set()
+            done = self.queue.complete_many(conn, todo, actor, now) if todo else set()
         for n, (task_id, _, _) in enumerate(items):
             if n in outcomes:
                 continue

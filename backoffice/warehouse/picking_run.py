@@ -14,15 +14,14 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
+from backoffice.calendar import to_prague
 from backoffice.integrations.shoptet import JSONObject, ShoptetClient, ShoptetError, ShoptetNotFound
 from backoffice.settings import Settings
 from backoffice.warehouse.picking import PickingOrder, fold, group_by_shipping, parse_order, summarize
 from backoffice.warehouse.picking_pdf import ListHeader, render_picking_list
 from backoffice.warehouse.picking_store import Claim, PickingStore
 
-PRAGUE = ZoneInfo("Europe/Prague")
 LP_TIMEOUT_SECONDS = 60
 
 
@@ -149,7 +148,7 @@ class PickingRun:
         return orders
 
     def _print(self, shipping: str, orders: list[PickingOrder], now: datetime) -> None:
-        local = now.astimezone(PRAGUE)
+        local = to_prague(now)
         folder = self.settings.output_dir / "picking" / local.strftime("%Y-%m-%d")
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{local:%H%M%S}-{slug(self.batch)}-{slug(shipping)}-{slug(self.run_id)[:8]}.pdf"

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from backoffice.dialects import dialect_of
 from backoffice.warehouse.models import PickedOrder
 
 # Longer than any run takes; a claim older than this belongs to a run that died.
@@ -49,6 +49,7 @@ class PickingStore:
 
     def __init__(self, engine: Engine, lease: timedelta = CLAIM_LEASE) -> None:
         self.engine = engine
+        self.dialect = dialect_of(engine)
         self.lease = lease
 
     def claim(
@@ -60,11 +61,10 @@ class PickingStore:
         if not wanted:
             return []
         fresh = {"status": "claimed", "batch": batch, "run_id": run_id, "claimed_at": now}
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         claims: list[Claim] = []
         with self.engine.begin() as conn:
             inserted = conn.execute(
-                insert(PickedOrder)
+                self.dialect.insert(PickedOrder)
                 # Sorted, so two runs inserting overlapping sets lock rows in one order (no deadlock).
                 .values([{"order_code": c, "times_printed": 0, **fresh} for c in sorted(wanted)])
                 .on_conflict_do_nothing(index_elements=["order_code"])

@@ -9,18 +9,19 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
 
+from backoffice.calendar import day_bounds
 from backoffice.errors import BackofficeError
 from backoffice.queue.queries import TaskFilter
 from backoffice.queue.records import TaskRecord
 from task_queue_api.dashboard.auth import CheckedSessionDep, SessionDep
-from task_queue_api.dashboard.views import LOCAL_TZ, error_from, error_page, render
+from task_queue_api.dashboard.views import error_from, error_page, render
 from task_queue_api.deps import ContextDep
 
 router = APIRouter(include_in_schema=False)
@@ -50,16 +51,15 @@ class ListQuery:
         return "/tasks" + ("?" + urlencode(query) if query else "")
 
 
-def _day_start(text: str, errors: list[str], label: str) -> datetime | None:
-    """Midnight (Prague) starting a `YYYY-MM-DD` day, as an aware datetime."""
+def _day(text: str, errors: list[str], label: str) -> date | None:
+    """A `YYYY-MM-DD` day of the form; empty or malformed (with a message) is None."""
     if not text:
         return None
     try:
-        day = date.fromisoformat(text)
+        return date.fromisoformat(text)
     except ValueError:
         errors.append(f"{label} must be a date like 2025-01-31.")
         return None
-    return datetime.combine(day, time(0), LOCAL_TZ)
 
 
 def parse_list_query(params: QueryParams) -> ListQuery:
@@ -74,12 +74,11 @@ def parse_list_query(params: QueryParams) -> ListQuery:
         errors.append("The task type may hold letters, digits, '_', '.' and '-' only.")
     if values["status"] and values["status"] not in STATUSES:
         errors.append(f"The status must be one of {', '.join(STATUSES)}.")
-    created_from = _day_start(values["created_from"], errors, "From")
-    last_day = _day_start(values["created_to"], errors, "To")
-    # "To" names the last day shown: the bound is the next day's midnight (exclusive).
-    created_to = (
-        datetime.combine(last_day.date() + timedelta(days=1), time(0), LOCAL_TZ) if last_day else None
-    )
+    first_day = _day(values["created_from"], errors, "From")
+    last_day = _day(values["created_to"], errors, "To")
+    # "To" names the last day shown: the bound is the end of that Prague day (exclusive).
+    created_from = day_bounds(first_day)[0] if first_day else None
+    created_to = day_bounds(last_day)[1] if last_day else None
     filters = TaskFilter(
         task_type=values["task_type"] or None,
         status=values["status"] or None,

@@ -28,7 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from backoffice.integrations.fakes.shoptet_data import PRAGUE, generate_invoices, invoice_list_item
+from backoffice.calendar import PRAGUE
+from backoffice.integrations.fakes.shoptet_data import generate_invoices, invoice_list_item
 from backoffice.integrations.fakes.shoptet_orders import generate_orders, generate_stock, order_routes
 from backoffice.integrations.fakes.shoptet_state import (
     BadRequest,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
-PRAGUE = ZoneInfo("Europe/Prague")
+from backoffice.calendar import PRAGUE
+
 CENT = Decimal("0.01")
 JSONObject = dict[str, Any]
 

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from backoffice.calendar import PRAGUE
 from backoffice.integrations.fakes.shoptet_data import (
     CATALOGUE,
     CENT,
-    PRAGUE,
     SHIPPING,
     SHIPPING_PRICE_CZK,
     JSONObject,
