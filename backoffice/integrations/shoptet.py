@@ -29,9 +29,9 @@ from backoffice.integrations.shoptet_http import (
     RequestStats,
     ShoptetAuthError,
     ShoptetError,
+    ShoptetHttp,
     ShoptetNotFound,
     ShoptetOutcomeUnknown,
-    ShoptetHttp,
     ShoptetUnavailable,
 )
 from backoffice.settings import Settings, get_settings
