@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, text
 
 from backoffice.db import create_db_engine, is_sqlite
@@ -15,6 +17,7 @@ from backoffice.migrate import upgrade
 from backoffice.schema import all_tables
 from backoffice.settings import Settings
 from tests import pg
+from tests.helpers import ADMIN_KEY, app_client
 
 # Prefect 3.9 refuses PREFECT_FLOWS_HEARTBEAT_FREQUENCY=0; unset (the default) sends no heartbeats.
 
@@ -72,13 +75,31 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Build test settings: the test database, the bootstrap admin key, a temp output dir, plus `fields`."""
+
+    def make(**fields: Any) -> Settings:
+        return Settings(
+            database_url=database_url,
+            admin_key=ADMIN_KEY,  # type: ignore[arg-type]
+            output_dir=tmp_path / "output",
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
     """Settings pointing at the test database, with a bootstrap admin key and a temp output dir."""
-    return Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
-        output_dir=tmp_path / "output",
-    )
+    return make_settings()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """A client of the sidecar on the test database (lifespan started)."""
+    with app_client(settings) as client:
+        yield client
 
 
 @pytest.fixture

@@ -6,20 +6,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
 
 from backoffice.accounting.bank_statement_store import BankStatementStore
 from backoffice.accounting.comgate_import import Payout, store_payouts
 from backoffice.accounting.models import Invoice
+from backoffice.calendar import PRAGUE
 from backoffice.integrations.comgate import parse_row, parse_transfer
 from backoffice.integrations.fakes.comgate import FakeComgate
 from backoffice.integrations.fakes.comgate_data import FakeTransfer
 from backoffice.queue.models import Task
 from backoffice.warehouse.models import TransportBox
 
-PRAGUE = ZoneInfo("Europe/Prague")
 DAY = date(2026, 11, 27)
 NOW = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)  # 01:00 in Prague, the report's schedule
 

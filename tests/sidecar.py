@@ -23,9 +23,6 @@ import httpx
 from backoffice.settings import Settings
 from tests.servers import free_port
 
-ADMIN_KEY = "test-admin-key"
-ADMIN = {"x-functions-key": ADMIN_KEY}
-
 
 def _cli() -> list[str]:
     script = Path(sys.executable).parent / "backoffice"

@@ -1,23 +1,13 @@
-"""Fixtures for HTTP tests: the sidecar app on each database, and keys of each role."""
+"""Fixtures for HTTP tests: keys of each role (the `client` of the sidecar is tests/conftest.py's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
-from backoffice.settings import Settings
-from task_queue_api.main import create_app
-
-ADMIN = {"x-functions-key": "test-admin-key"}
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """A client of the sidecar on the test database (lifespan started)."""
-    with TestClient(create_app(settings)) as client:
-        yield client
+from tests.helpers import ADMIN, auth
 
 
 @pytest.fixture
@@ -30,7 +20,7 @@ def make_key(client: TestClient) -> Callable[..., dict[str, str]]:
             body["task_types"] = task_types
         response = client.post("/api/keys", json=body, headers=ADMIN)
         assert response.status_code == 201, response.text
-        return {"x-functions-key": response.json()["key"]}
+        return auth(response.json()["key"])
 
     return make
 

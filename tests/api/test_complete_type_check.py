@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN
+from tests.helpers import ADMIN
 
 
 def test_consumer_cannot_complete_another_types_task_even_with_its_token(

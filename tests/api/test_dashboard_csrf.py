@@ -16,9 +16,8 @@ from backoffice.db import create_db_engine
 from backoffice.jobs.store import JobRecordStore
 from backoffice.settings import Settings
 from task_queue_api.dashboard.sessions import SESSION_COOKIE
-from task_queue_api.main import create_app
-from tests.api.conftest import ADMIN
 from tests.api.dashboard import csrf_of, sign_in, signed_in
+from tests.helpers import ADMIN, ADMIN_KEY, app_client
 
 TYPE = "EshopExport"
 
@@ -110,8 +109,8 @@ def test_a_token_of_another_session_is_refused(
 ) -> None:
     task = failed_task(client, worker)
     signed_in(client, operator["x-functions-key"])
-    with TestClient(create_app(settings)) as other:
-        foreign_token = signed_in(other, "test-admin-key")
+    with app_client(settings) as other:
+        foreign_token = signed_in(other, ADMIN_KEY)
     response = client.post(
         f"/tasks/{task['id']}/delete", data={"csrf_token": foreign_token}, follow_redirects=False
     )

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from backoffice.calendar import local_date
 from task_queue_api.dashboard.task_pages import PAGE_SIZE
-from task_queue_api.dashboard.views import LOCAL_TZ
-from tests.api.conftest import ADMIN
 from tests.api.dashboard import csrf_of, signed_in
+from tests.helpers import ADMIN
 
 ROW = re.compile(r'<tr data-task-id="([0-9a-f-]{36})">')
 
@@ -63,7 +63,7 @@ def test_filters_by_type_status_creator_completer_and_day(
     assert listed(client, "/tasks?task_type=EshopExport&status=completed") == [done["id"]]
     assert listed(client, "/tasks?created_by=ops") == [by_ops["id"]]
     assert listed(client, "/tasks?completed_by=worker-1") == [done["id"]]
-    today = datetime.now(UTC).astimezone(LOCAL_TZ).date()
+    today = local_date(datetime.now(UTC))
     assert len(listed(client, f"/tasks?created_from={today}&created_to={today}")) == 3
     assert listed(client, f"/tasks?created_to={today - timedelta(days=1)}") == []
     assert listed(client, f"/tasks?created_from={today + timedelta(days=1)}") == []

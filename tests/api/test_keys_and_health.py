@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from backoffice.settings import Settings
-from task_queue_api.main import create_app
-from tests.api.conftest import ADMIN
+from tests.helpers import ADMIN, app_client, auth
 
 
 def test_admin_creates_lists_and_revokes_keys(client: TestClient, make_key: Any) -> None:
@@ -73,11 +72,11 @@ def test_operator_may_not_manage_keys(client: TestClient, operator: dict[str, st
 
 
 def test_created_admin_key_works_without_bootstrap(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         key = client.post("/api/keys", json={"name": "root", "role": "admin"}, headers=ADMIN).json()["key"]
     no_bootstrap = settings.model_copy(update={"admin_key": None})
-    with TestClient(create_app(no_bootstrap)) as client:
-        assert client.get("/api/keys", headers={"x-functions-key": key}).status_code == 200
+    with app_client(no_bootstrap) as client:
+        assert client.get("/api/keys", headers=auth(key)).status_code == 200
         assert client.get("/api/keys", headers=ADMIN).status_code == 401
 
 
@@ -88,11 +87,11 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 def test_unmigrated_database_is_not_ready_and_api_refuses(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}", admin_key="k")  # type: ignore[arg-type]
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["error"] == "database_not_migrated"
-        refused = client.get("/api/tasks", headers={"x-functions-key": "k"})
+        refused = client.get("/api/tasks", headers=auth("k"))
         assert refused.status_code == 503 and refused.json()["error"] == "database_not_migrated"
         assert refused.headers["retry-after"]
 
@@ -103,8 +102,8 @@ def test_unreachable_database_is_503_not_a_hang(tmp_path: Path) -> None:
         admin_key="k",  # type: ignore[arg-type]
         db_connect_timeout_seconds=2,
     )
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["error"] == "database_unavailable"
-        response = client.get("/api/tasks", headers={"x-functions-key": "k"})
+        response = client.get("/api/tasks", headers=auth("k"))
         assert response.status_code == 503 and response.json()["error"] == "database_unavailable"

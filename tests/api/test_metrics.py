@@ -13,10 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from backoffice.settings import Settings
-from task_queue_api.main import create_app
-from tests.api.conftest import ADMIN
 from tests.deployed import deployed_catalog, in_step
 from tests.deployments.conftest import deployment, prefect
+from tests.helpers import ADMIN, app_client, auth
 from tests.servers import free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -112,7 +111,7 @@ def test_scraped_values_equal_the_known_sequence(
 
     # Another process (a second app on the same database) reports the same queue counters:
     # they come from the audit table, not from the process that served the calls.
-    with TestClient(create_app(settings)) as other:
+    with app_client(settings) as other:
         elsewhere = scrape(other)
     for name in ("locks", "completions", "failures", "lock_expiries"):
         sample = f"backoffice_task_{name}_total"
@@ -177,12 +176,8 @@ def test_job_metrics_equal_the_jobs_api(settings: Settings, engine: Engine, pref
         prefect(_finished_run, deployment("Print_Picking_morning").id, Failed()),
     ]
     try:
-        with TestClient(create_app(settings)) as client:
-            ops = {
-                "x-functions-key": post(client, "/api/keys", {"name": "ops", "role": "operator"}, ADMIN)[
-                    "key"
-                ]
-            }
+        with app_client(settings) as client:
+            ops = auth(post(client, "/api/keys", {"name": "ops", "role": "operator"}, ADMIN)["key"])
             response = client.put(
                 "/api/jobs/Print_Picking_noon/enabled", json={"enabled": False}, headers=ops
             )
@@ -223,7 +218,7 @@ def test_scrape_answers_when_prefect_is_down(settings: Settings) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     dead = f"http://127.0.0.1:{free_port()}/api"  # nobody listens there
-    with temporary_settings(updates={PREFECT_API_URL: dead}), TestClient(create_app(settings)) as client:
+    with temporary_settings(updates={PREFECT_API_URL: dead}), app_client(settings) as client:
         samples = scrape(client)
     assert value(samples, "backoffice_prefect_up") == 0
     assert value(samples, "backoffice_database_up") == 1

@@ -26,7 +26,7 @@ from schemathesis.python import asgi
 from backoffice.settings import Settings
 from task_queue_api.context import AppContext
 from task_queue_api.main import create_app
-from tests.api.conftest import ADMIN
+from tests.helpers import ADMIN
 
 # Examples per operation and generation mode; PostgreSQL runs the same cases on a smaller budget.
 EXAMPLES = {"sqlite": 25, "postgresql": 12}
@@ -103,6 +103,7 @@ def fuzz(operation: Any, mode: GenerationMode, examples: int, seen: Counter[tupl
     run()
 
 
+@pytest.mark.slow  # fuzzes every operation (~30 s): left out of `bin/test --fast`
 def test_no_server_errors(api_schema: Any, dialect: str, prefect_server: None) -> None:
     """Every operation answers valid and invalid requests (positive and negative data) without a
     5xx. The jobs routes talk to the Prefect test harness."""

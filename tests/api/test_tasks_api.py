@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN
+from tests.helpers import ADMIN, assert_error
 
 TYPE = "EshopExport"
 
@@ -27,14 +27,6 @@ def lock(client: TestClient, headers: dict[str, str] = ADMIN, **body: Any) -> li
     response = client.post("/api/tasks/lock", json=body, headers=headers)
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return dict(body)
 
 
 # --- create, idempotency, validation ---------------------------------------------------------

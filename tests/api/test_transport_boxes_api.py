@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from backoffice.warehouse.models import TransportBox, TransportBoxItem
-from tests.api.conftest import ADMIN
+from tests.helpers import ADMIN, assert_error
 
 URL = "/api/transport-boxes"
 
@@ -18,14 +18,6 @@ def create_box(client: TestClient, headers: dict[str, str] = ADMIN, **body: Any)
     response = client.post(URL, json=body, headers=headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def assert_error(response: Any, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return str(body["message"])
 
 
 def put_state(client: TestClient, code: str, headers: dict[str, str] = ADMIN, **body: Any) -> Any:
@@ -112,7 +104,7 @@ def test_operator_moves_box_along_and_version_grows(client: TestClient, operator
 
 def test_forbidden_transitions_and_stale_version_are_409(client: TestClient) -> None:
     create_box(client, code="B-5")
-    message = assert_error(put_state(client, "B-5", state="Stocked"), 409, "invalid_transition")
+    message = assert_error(put_state(client, "B-5", state="Stocked"), 409, "invalid_transition")["message"]
     assert "New" in message and "Stocked" in message
     assert_error(put_state(client, "B-5", state="Error"), 409, "invalid_transition")
     assert_error(put_state(client, "B-5", state="Opened", version=7), 409, "version_conflict")
@@ -146,7 +138,7 @@ def test_error_box_needs_a_decision_on_unknown_movements(client: TestClient, eng
             .values(movement_state="unknown")
         )
 
-    message = assert_error(put_state(client, "B-7", state="Received"), 409, "unknown_movements")
+    message = assert_error(put_state(client, "B-7", state="Received"), 409, "unknown_movements")["message"]
     assert "ANL-005" in message and "ANL-004" not in message
     assert_error(put_state(client, "B-7", state="Received", unknown_items="maybe"), 422, "validation_error")
 

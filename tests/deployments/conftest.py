@@ -23,9 +23,7 @@ from backoffice.jobs.deploy import deploy_environment, ensure_work_pool, run_pre
 from backoffice.jobs.prefect_api import read_deployments
 from backoffice.jobs.sync import observed_variable, reconcile
 from backoffice.settings import Settings
-from task_queue_api.main import create_app
-
-ADMIN = {"x-functions-key": "test-admin-key"}
+from tests.helpers import ADMIN, app_client, auth
 
 
 def deploy_all() -> None:
@@ -74,7 +72,7 @@ def control(engine: Engine, deployed_catalog: Catalog) -> Iterator[JobControl]:
 @pytest.fixture
 def api(settings: Settings, control: JobControl) -> Iterator[TestClient]:
     """The sidecar on the test database (Prefect: the harness)."""
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         yield client
 
 
@@ -83,7 +81,7 @@ def operator(api: TestClient) -> dict[str, str]:
     """Auth header of an operator key named 'ops'."""
     response = api.post("/api/keys", json={"name": "ops", "role": "operator"}, headers=ADMIN)
     assert response.status_code == 201, response.text
-    return {"x-functions-key": response.json()["key"]}
+    return auth(response.json()["key"])
 
 
 def prefect(coro_fn: Any, *args: Any) -> Any:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,15 +58,12 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, receiver: tuple[Receiver, str]) -> Iterator[Settings]:
+def settings(
+    make_settings: Callable[..., Settings], database_url: str, receiver: tuple[Receiver, str]
+) -> Iterator[Settings]:
     """Test settings with the alert webhook; no Shoptet token, so a Shoptet import fails at once."""
-    yield Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
-        output_dir=tmp_path / "output",
-        shoptet_base_url="http://127.0.0.1:9",
-        shoptet_api_token="",  # type: ignore[arg-type]
-        alert_webhook_url=receiver[1],
+    yield make_settings(
+        shoptet_base_url="http://127.0.0.1:9", shoptet_api_token="", alert_webhook_url=receiver[1]
     )
     # Leave no automation behind that posts to a receiver which is gone.
     prefect(ensure_alert_automation, Settings(database_url=database_url, alert_webhook_url=None), [])

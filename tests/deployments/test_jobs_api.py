@@ -13,7 +13,8 @@ from prefect.server.schemas.schedules import CronSchedule
 
 from backoffice.jobs.control import JobControl
 from backoffice.settings import Settings
-from tests.deployments.conftest import ADMIN, delete_runs_of, prefect
+from tests.deployments.conftest import delete_runs_of, prefect
+from tests.helpers import ADMIN
 from tests.servers import free_port
 from tests.sidecar import Sidecar
 
@@ -108,17 +109,16 @@ def test_prefect_unreachable_is_503_and_changes_nothing(
 ) -> None:
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")  # nobody listens there
     with Sidecar(settings, log_path=tmp_path / "sidecar.log") as sidecar:
-        admin = {"x-functions-key": "test-admin-key"}
         for method, path, body in [
             ("GET", "/api/jobs", None),
             ("PUT", "/api/jobs/Controlling/enabled", {"enabled": False}),
             ("POST", "/api/jobs/Controlling/run", {}),
         ]:
-            response = httpx.request(method, f"{sidecar.url}{path}", json=body, headers=admin, timeout=60)
+            response = httpx.request(method, f"{sidecar.url}{path}", json=body, headers=ADMIN, timeout=60)
             assert response.status_code == 503, response.text
             assert response.json()["error"] == "prefect_unavailable"
             assert "PREFECT_API_URL" in response.json()["message"] and response.headers["Retry-After"]
-        unknown = httpx.get(f"{sidecar.url}/api/jobs/Nope", headers=admin, timeout=60)
+        unknown = httpx.get(f"{sidecar.url}/api/jobs/Nope", headers=ADMIN, timeout=60)
         assert unknown.status_code == 404
     assert control.store.get("Controlling").changed_by is None  # nothing was recorded
 

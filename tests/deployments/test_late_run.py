@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +13,9 @@ from prefect.states import Scheduled
 from sqlalchemy import Engine, select
 
 from backoffice.accounting.models import Invoice
+from backoffice.calendar import PRAGUE
 from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.jobs.control import JobControl
-from backoffice.jobs.runtime import PRAGUE
 from backoffice.settings import Settings
 from flows.import_shoptet_invoices import import_shoptet_invoices
 from tests.deployments.conftest import deployment, prefect
@@ -35,16 +34,10 @@ def fake() -> FakeShoptet:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, fake: FakeShoptet) -> Iterator[Settings]:
+def settings(make_settings: Callable[..., Settings], fake: FakeShoptet) -> Iterator[Settings]:
     """Test settings pointing at the fake Shoptet, served on loopback."""
     with serve(fake.app) as url:
-        yield Settings(
-            database_url=database_url,
-            admin_key="test-admin-key",  # type: ignore[arg-type]
-            output_dir=tmp_path / "output",
-            shoptet_base_url=url,
-            shoptet_api_token=DEFAULT_TOKEN,  # type: ignore[arg-type]
-        )
+        yield make_settings(shoptet_base_url=url, shoptet_api_token=DEFAULT_TOKEN)
 
 
 def _codes(engine: Engine) -> set[str]:

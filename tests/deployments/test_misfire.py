@@ -11,9 +11,9 @@ import pytest
 from prefect.server.schemas.schedules import CronSchedule
 from prefect.states import Completed, Running, Scheduled
 
+from backoffice.calendar import PRAGUE, previous_business_day
 from backoffice.jobs.control import JobControl
 from backoffice.jobs.misfire import catch_up
-from backoffice.jobs.runtime import PRAGUE, previous_business_day
 from tests.deployments.conftest import delete_runs_of, deployment, prefect, runs_of
 
 pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("deployments")]

@@ -27,6 +27,7 @@ from backoffice.settings import Settings
 from task_queue_api.main import create_app
 from tests.deployed import deployed_catalog, in_step
 from tests.deployments.conftest import deployment, prefect
+from tests.helpers import ADMIN
 from tests.servers import free_port
 
 pytestmark = [
@@ -51,7 +52,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
-ADMIN = {"x-functions-key": "test-admin-key"}
 WAIT_MS = 20_000  # how long the page may take to show a change (a bound for waiting, not a measurement)
 T = TypeVar("T")
 

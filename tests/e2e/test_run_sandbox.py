@@ -20,11 +20,11 @@ from backoffice.accounting.models import Invoice
 from backoffice.db import create_db_engine
 from backoffice.jobs.catalog import PROJECT_DIR, load_catalog
 from backoffice.settings import Settings
+from tests.helpers import ADMIN, ADMIN_KEY
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-ADMIN = {"x-functions-key": "e2e-admin-key-0123456789"}
 BANNER = "backoffice is running"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -55,7 +55,7 @@ class Running:
         self.data_dir = tmp / "data"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKOFFICE_", "PREFECT_"))}
         env.update(dict([self.marker.split("=", 1)]))
-        env.update(BACKOFFICE_ADMIN_KEY=ADMIN["x-functions-key"], PYTHONUNBUFFERED="1")
+        env.update(BACKOFFICE_ADMIN_KEY=ADMIN_KEY, PYTHONUNBUFFERED="1")
         command = [
             sys.executable, "-m", "backoffice.cli", "run", "--sandbox", "--data-dir", str(self.data_dir),
             "--port", str(self.port), "--prefect-port", str(self.prefect_port),

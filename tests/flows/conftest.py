@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,12 +19,6 @@ def shoptet_url(fake: FakeShoptet) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, shoptet_url: str) -> Settings:
+def settings(make_settings: Callable[..., Settings], shoptet_url: str) -> Settings:
     """Test settings pointing at the fake Shoptet with its token."""
-    return Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",  # type: ignore[arg-type]
-        output_dir=tmp_path / "output",
-        shoptet_base_url=shoptet_url,
-        shoptet_api_token=DEFAULT_TOKEN,  # type: ignore[arg-type]
-    )
+    return make_settings(shoptet_base_url=shoptet_url, shoptet_api_token=DEFAULT_TOKEN)

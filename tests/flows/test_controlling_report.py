@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,12 +57,9 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, inbox: tuple[Inbox, int]) -> Settings:
+def settings(make_settings: Callable[..., Settings], inbox: tuple[Inbox, int]) -> Settings:
     """Test settings that mail the report to the local SMTP receiver."""
-    return Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",
-        output_dir=tmp_path / "output",
+    return make_settings(
         smtp_host="127.0.0.1",
         smtp_port=inbox[1],
         smtp_from="backoffice@shop.test",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,12 +46,9 @@ def comgate_url(fake: FakeComgate) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, comgate_url: str, fake: FakeComgate) -> Settings:
+def settings(make_settings: Callable[..., Settings], comgate_url: str, fake: FakeComgate) -> Settings:
     """Test settings pointing at the fake Comgate with its credentials and payout accounts."""
-    return Settings(
-        database_url=database_url,
-        admin_key="test-admin-key",
-        output_dir=tmp_path / "output",
+    return make_settings(
         comgate_base_url=comgate_url,
         comgate_merchant="shop-1",
         comgate_secret="s3cret",

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import Engine, func, insert, select
 
 from backoffice.queue.models import Task, TaskEvent
-from tests.sidecar import ADMIN
+from tests.helpers import ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]
 

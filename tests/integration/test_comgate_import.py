@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
@@ -14,6 +13,7 @@ from sqlalchemy import Engine, func, insert, select
 from backoffice.accounting.bank_statement_store import BankStatementStore
 from backoffice.accounting.comgate_import import Payout, fetch_payouts, store_payouts, to_statement
 from backoffice.accounting.models import BankStatement, BankStatementLine, Invoice
+from backoffice.calendar import PRAGUE
 from backoffice.integrations.comgate import ComgateClient, ComgateCredentials, ComgateError, RowType
 from backoffice.integrations.fakes.comgate import FakeComgate
 from backoffice.settings import Settings
@@ -21,7 +21,6 @@ from tests.servers import serve
 
 DAY = date(2026, 11, 27)
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
-PRAGUE = ZoneInfo("Europe/Prague")
 
 
 def add_invoice(engine: Engine, code: str, var_symbol: str, currency: str, total: str) -> int:

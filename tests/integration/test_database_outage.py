@@ -30,6 +30,7 @@ from backoffice.db import create_db_engine, normalize_url
 from backoffice.migrate import upgrade
 from backoffice.settings import Settings
 from tests import pg
+from tests.helpers import ADMIN, ADMIN_KEY
 from tests.integration.queue_checks import (
     Drainers,
     assert_exactly_once,
@@ -37,7 +38,7 @@ from tests.integration.queue_checks import (
     seed_tasks,
     task_counts,
 )
-from tests.sidecar import ADMIN, Sidecar
+from tests.sidecar import Sidecar
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -50,7 +51,7 @@ IDLE_EXIT = "6"
 
 def pg_settings(url: str) -> Settings:
     """Settings for a sidecar on `url` with the bootstrap admin key."""
-    return Settings(database_url=url, admin_key="test-admin-key")  # type: ignore[arg-type]
+    return Settings(database_url=url, admin_key=ADMIN_KEY)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backoffice.settings import Settings
-from task_queue_api.main import create_app
+from tests.helpers import ADMIN
 from tests.integration.queue_checks import ROOT, consumer_key
-from tests.sidecar import ADMIN, Sidecar
+from tests.sidecar import Sidecar
 
 TYPE = "EshopExport"
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The sidecar app on the test database (lifespan started)."""
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def create_task(client: Any, **fields: Any) -> str:

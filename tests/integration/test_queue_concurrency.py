@@ -15,19 +15,18 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from backoffice.queue.store import TaskStore
 from backoffice.settings import Settings
-from task_queue_api.main import create_app
+from tests.helpers import ADMIN, app_client
 from tests.integration.queue_checks import (
     Drainers,
     assert_exactly_once,
     consumer_key,
     seed_tasks,
 )
-from tests.sidecar import ADMIN, Sidecar
+from tests.sidecar import Sidecar
 
 TASKS = 10_000
 PROCESSES = 2
@@ -110,7 +109,7 @@ def test_two_lockers_race_for_one_task(store: TaskStore) -> None:
 
 def test_two_completes_with_one_token(settings: Settings) -> None:
     """Two concurrent completes with the same token: one 200, one 409 already_completed."""
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         for _ in range(RACE_ROUNDS):
             created = client.post("/api/tasks", json={"task_type": "Race", "data": {}}, headers=ADMIN)
             assert created.status_code == 201

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from backoffice.calendar import PRAGUE
 from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
 from backoffice.integrations.shoptet import (
     ShoptetAuthError,
@@ -22,7 +22,6 @@ from backoffice.integrations.shoptet import (
 from tests.servers import serve
 
 DAY = date(2024, 5, 6)
-PRAGUE = ZoneInfo("Europe/Prague")
 START, END = datetime.combine(DAY, time(0), PRAGUE), datetime.combine(DAY, time(23, 59, 59), PRAGUE)
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from backoffice.accounting.controlling import ControllingReport, FailedFlowRun, day_bounds
+from backoffice.accounting.controlling import ControllingReport, FailedFlowRun
 from backoffice.accounting.controlling_output import attention_table, markdown, money, summary_table
 from backoffice.accounting.report_store import (
     BoxInError,
@@ -16,6 +16,7 @@ from backoffice.accounting.report_store import (
     TaskProblem,
     UnmatchedPayment,
 )
+from backoffice.calendar import day_bounds
 
 END = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from backoffice.calendar import PRAGUE
 from backoffice.errors import NotFound
 from backoffice.jobs.catalog import CatalogError, Job, load_catalog, parse_catalog
 from backoffice.jobs.misfire import latest_slots
@@ -16,7 +16,6 @@ from backoffice.jobs.prefect_api import Deployed
 from backoffice.jobs.status import next_slot
 from backoffice.jobs.sync import Observation, operator_intent
 
-PRAGUE = ZoneInfo("Europe/Prague")
 EXPECTED = {
     "Import_Shoptet_yesterday_EUR": ("10 0 * * *", {"currency": "EUR"}, "each_missed_slot"),
     "Import_Shoptet_yesterday_CZK": ("20 0 * * *", {"currency": "CZK"}, "each_missed_slot"),
