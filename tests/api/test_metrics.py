@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from backoffice.settings import Settings
 from tests.deployed import deployed_catalog, in_step
-from tests.deployments.conftest import deployment, prefect
+from tests.deployments.conftest import delete_runs_of, deployment, prefect
 from tests.helpers import ADMIN, app_client, auth
 from tests.servers import free_port
 
@@ -171,6 +171,9 @@ async def _finished_run(client: Any, deployment_id: Any, final: Any) -> Any:
 def test_job_metrics_equal_the_jobs_api(settings: Settings, engine: Engine, prefect_server: None) -> None:
     catalog = deployed_catalog()
     in_step(engine, catalog)
+    # Other tests of the session leave runs behind (the misfire test's history, a browser "run
+    # now"): this one starts from no runs at all, so every last run below is its own.
+    delete_runs_of(catalog.ids)
     runs = [
         prefect(_finished_run, deployment("Controlling").id, Completed()),
         prefect(_finished_run, deployment("Print_Picking_morning").id, Failed()),
