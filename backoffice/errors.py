@@ -1,14 +1,16 @@
 """Every error a user of the sidecar, the CLI or the flows can meet.
 
     BackofficeError               (500 internal_error)
-    ├── ValidationFailed          422 validation_error
+    ├── ValidationFailed          422 validation_error, reserved_name
     ├── Unauthorized              401 unauthorized
     ├── Forbidden                 403 forbidden
     ├── NotFound                  404 not_found
     ├── Conflict                  409 <code>: already_completed, lock_lost, task_locked,
-    │                                         task_completed, not_retryable, already_exists
+    │                                         task_completed, not_retryable, already_exists,
+    │                                         idempotency_conflict
     ├── PreconditionFailed        412 precondition_failed
     ├── PayloadTooLarge           413 payload_too_large
+    ├── TooManyAttempts           429 too_many_attempts (with Retry-After)
     ├── DatabaseUnavailable       503 database_unavailable (with Retry-After)
     └── PrefectUnavailable        503 prefect_unavailable
 
@@ -26,6 +28,8 @@ class BackofficeError(Exception):
 
     status_code = 500
     code = "internal_error"
+    # Seconds a client should wait before trying again (the Retry-After header), when it should.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(message)
@@ -70,9 +74,21 @@ class PayloadTooLarge(BackofficeError):
     code = "payload_too_large"
 
 
+class TooManyAttempts(BackofficeError):
+    """Too many failed key checks from one client address; `retry_after` says for how long."""
+
+    status_code = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DatabaseUnavailable(BackofficeError):
     status_code = 503
     code = "database_unavailable"
+    retry_after = 5
 
 
 class PrefectUnavailable(BackofficeError):

@@ -8,9 +8,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, String, TypeDecorator, bindparam
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql._typing import _ColumnExpressionArgument
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
 NAMING_CONVENTION = {
@@ -98,3 +102,37 @@ class ExactRate(ExactDecimal):
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(40))
         return dialect.type_descriptor(Numeric(18, 8))
+
+
+# `column + amount` on an ExactDecimal column, added by the database inside one UPDATE.
+# A read-then-write of a running total loses an update when two writers overlap; `SET total =
+# exact_add(total, :x)` does not, because the database adds to the row as it is when the write
+# lands (PostgreSQL re-reads a row it waited for; SQLite has one writer). PostgreSQL adds its
+# NUMERICs exactly. SQLite keeps ExactDecimal as text (its NUMERIC is a float), so there the sum
+# is taken in doubles and printed back at the column's 4 decimals: inputs of at most 4 decimals
+# and below 10^11 come back exact (a double carries 15-16 significant digits).
+SCALE = 4  # ExactDecimal's Numeric(18, 4)
+
+
+class exact_add(FunctionElement[Decimal]):  # a SQL function, so named like one
+    """`COALESCE(column, 0) + amount`, exact on both databases; NULL counts as zero."""
+
+    type = ExactDecimal()
+    inherit_cache = True
+    name = "exact_add"
+
+    def __init__(self, column: _ColumnExpressionArgument[Decimal | None], amount: Decimal) -> None:
+        # Bound as ExactDecimal: a Decimal on PostgreSQL, its exact text on SQLite.
+        super().__init__(column, bindparam(None, amount, type_=ExactDecimal()))
+
+
+@compiles(exact_add)
+def _numeric(element: exact_add, compiler: SQLCompiler, **kw: Any) -> str:
+    column, amount = (compiler.process(c, **kw) for c in element.clauses)
+    return f"COALESCE({column}, 0) + {amount}"
+
+
+@compiles(exact_add, "sqlite")
+def _sqlite_text(element: exact_add, compiler: SQLCompiler, **kw: Any) -> str:
+    column, amount = (compiler.process(c, **kw) for c in element.clauses)
+    return f"printf('%.{SCALE}f', COALESCE({column}, 0) + {amount})"

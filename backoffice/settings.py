@@ -22,11 +22,15 @@ class Settings(BaseSettings):
     max_lease_seconds: int = Field(3600, ge=1)
     max_data_bytes: int = Field(256 * 1024, ge=1)
     max_result_bytes: int = Field(1024 * 1024, ge=1)
+    # Largest request body on any path (413 before or while it is read); room above the result limit.
+    max_request_bytes: int = Field(1024 * 1024 + 256 * 1024, ge=1)
     admin_key: SecretStr | None = None
     retry_backoff_base_seconds: float = Field(10.0, gt=0)
     retry_backoff_max_seconds: float = Field(3600.0, gt=0)
     db_pool_size: int = Field(10, ge=1)
     db_connect_timeout_seconds: int = Field(5, ge=1)
+    # Run-out locks of every type are swept this often, not only when somebody locks that type.
+    sweep_interval_seconds: float = Field(30.0, gt=0)
 
     # --- external services -----------------------------------------------------------------
     shoptet_base_url: str = "https://api.myshoptet.com"
@@ -56,6 +60,13 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = None
     prefect_ui_url: str | None = None
     session_secret: SecretStr | None = None  # dashboard cookies; else .data/session_secret
+
+    # --- sign-in hardening ------------------------------------------------------------------
+    # Proxies (comma-separated IPs or CIDR networks) whose X-Forwarded-Proto/-For are believed.
+    trusted_proxies: str = ""
+    # Failed key checks (API and sign-in) one client address may make per window before a 429.
+    auth_failure_limit: int = Field(10, ge=1)
+    auth_failure_window_seconds: int = Field(300, ge=1)
 
 
 @lru_cache

@@ -28,6 +28,7 @@ from backoffice.accounting.controlling_output import (
 )
 from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import business_day, scheduled_start, skip_if_disabled
+from backoffice.jobs.timeouts import with_job_timeout
 from backoffice.settings import get_settings
 
 
@@ -61,6 +62,7 @@ def publish(report: ControllingReport) -> Path:
     return path
 
 
+@with_job_timeout
 @flow(name="controlling-report")
 def controlling_report(day: date | None = None, force: bool = False) -> ControllingReport | State[Any]:
     """The controlling report of `day` (default: the scheduled day before).

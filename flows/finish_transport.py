@@ -12,6 +12,7 @@ from prefect.states import Failed
 
 from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import skip_if_disabled
+from backoffice.jobs.timeouts import with_job_timeout
 from backoffice.warehouse.stocking_store import BoxStockingStore
 from backoffice.warehouse.transport import TransportSummary, finish_received_boxes
 
@@ -49,6 +50,7 @@ def publish_summary(summary: TransportSummary) -> None:
     create_table_artifact(table=rows, key="finish-transport", description=description)
 
 
+@with_job_timeout
 @flow(name="finish-transport")
 def finish_transport(force: bool = False) -> TransportSummary | State[Any]:
     """Stock up every `Received` transport box into the Shoptet stock (settings.shoptet_stock_id).

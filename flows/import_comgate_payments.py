@@ -20,6 +20,7 @@ from backoffice.accounting.comgate_import import (
 )
 from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import business_day, skip_if_disabled
+from backoffice.jobs.timeouts import with_job_timeout
 
 
 @task(name="fetch-comgate-payouts", cache_policy=NONE)
@@ -36,6 +37,7 @@ def store(payouts: list[Payout], currency: str, day: date) -> ImportResult:
         return store_payouts(BankStatementStore(jobs.engine), payouts, currency, day, datetime.now(UTC))
 
 
+@with_job_timeout
 @flow(name="import-comgate-payments")
 def import_comgate_payments(
     currency: str, day: date | None = None, force: bool = False

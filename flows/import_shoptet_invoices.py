@@ -13,6 +13,7 @@ from prefect.client.schemas.objects import State
 from backoffice.accounting.shoptet_import import ImportReport, check_currency, import_invoices
 from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import business_day, skip_if_disabled
+from backoffice.jobs.timeouts import with_job_timeout
 
 
 @task(name="import-invoices", cache_policy=NONE)
@@ -44,6 +45,7 @@ def publish_report(report: ImportReport) -> None:
     )
 
 
+@with_job_timeout
 @flow(name="import-shoptet-invoices")
 def import_shoptet_invoices(
     currency: str, day: date | None = None, force: bool = False

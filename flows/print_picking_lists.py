@@ -14,6 +14,7 @@ from prefect.states import Failed
 
 from backoffice.jobs.resources import job_resources
 from backoffice.jobs.runtime import skip_if_disabled
+from backoffice.jobs.timeouts import with_job_timeout
 from backoffice.warehouse.picking_run import PickingResult, result_markdown, slug
 from backoffice.warehouse.picking_run import print_picking_lists as run_picking
 from backoffice.warehouse.picking_store import PickingStore
@@ -28,6 +29,7 @@ def print_claimed_orders(batch: str, run_id: str) -> PickingResult:
         return run_picking(client, PickingStore(jobs.engine), jobs.settings, batch, run_id)
 
 
+@with_job_timeout
 @flow(name="print-picking-lists")
 def print_picking_lists(batch: str = "morning", force: bool = False) -> PickingResult | State[Any]:
     """Print picking lists for the Shoptet orders in the "to pick" status (settings.picking_status_id).
@@ -37,7 +39,9 @@ def print_picking_lists(batch: str = "morning", force: bool = False) -> PickingR
     order. Each PDF goes to `lp -d <settings.printer>` when a printer is set and is always kept
     under settings.output_dir/picking; the markdown artifact links them. Printed orders move to the
     packing status, orders with an incomplete address to the check status. Orders are claimed in
-    the database first, so two overlapping runs never print the same order.
+    the database first, so two overlapping runs never print the same order. When the printer
+    refuses a PDF its orders are not moved: the run fails naming the file, and the next run (or
+    a retry of this one) sends the same file again before moving them.
     """
     if (skipped := skip_if_disabled(force)) is not None:
         return skipped
@@ -51,5 +55,5 @@ def print_picking_lists(batch: str = "morning", force: bool = False) -> PickingR
     )
     if result.ok:
         return result
-    problems = [e for f in result.files if (e := f.printer_error)] + result.errors
-    return Failed(message="Picking lists incomplete: " + "; ".join(problems[:5]))
+    # Failed, so the alert fires; an unprinted file is named so someone can check the printer.
+    return Failed(message="Picking lists incomplete: " + "; ".join(result.problems[:5]))

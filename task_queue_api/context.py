@@ -14,6 +14,7 @@ from backoffice.migrate import is_at_head
 from backoffice.queue.event_counts import EventCountStore
 from backoffice.queue.keys import KeyStore
 from backoffice.queue.store import TaskStore
+from backoffice.queue.sweeper import LockSweeper
 from backoffice.settings import Settings
 from backoffice.warehouse.box_store import TransportBoxStore
 
@@ -33,26 +34,32 @@ class AppContext:
     event_counts: EventCountStore
     jobs: JobControl
     boxes: TransportBoxStore
+    sweeper: LockSweeper
     _migrated: bool = False
     _checked_at: float = field(default=0.0)
     _problem: tuple[str, str] | None = None
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> AppContext:
-        """Wire the stores for one engine."""
+        """Wire the stores for one engine and start the timer that sweeps run-out locks."""
         admin = settings.admin_key.get_secret_value() if settings.admin_key else None
-        return cls(
+        tasks = TaskStore(engine, settings)
+        ctx = cls(
             settings=settings,
             engine=engine,
             keys=KeyStore(engine, admin),
-            tasks=TaskStore(engine, settings),
+            tasks=tasks,
             event_counts=EventCountStore(engine),
             jobs=JobControl(engine),
             boxes=TransportBoxStore(engine),
+            sweeper=LockSweeper(tasks, settings.sweep_interval_seconds),
         )
+        ctx.sweeper.start()
+        return ctx
 
     def close(self) -> None:
-        """Stop background helpers (the LISTEN thread on PostgreSQL)."""
+        """Stop background helpers (the sweep timer, the LISTEN thread on PostgreSQL)."""
+        self.sweeper.stop()
         self.tasks.close()
 
     def schema_problem(self) -> tuple[str, str] | None:

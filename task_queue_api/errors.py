@@ -15,7 +15,7 @@ from backoffice.errors import BackofficeError
 
 log = logging.getLogger(__name__)
 
-DATABASE_RETRY_AFTER_SECONDS = "5"
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
@@ -36,7 +36,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BackofficeError)
     async def _backoffice(_: Request, exc: BackofficeError) -> JSONResponse:
-        headers = {"Retry-After": DATABASE_RETRY_AFTER_SECONDS} if exc.status_code == 503 else None
+        retry_after = exc.retry_after or (DATABASE_RETRY_AFTER_SECONDS if exc.status_code == 503 else None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
         return JSONResponse(
             error_body(exc.code, exc.message, **exc.extra),
             status_code=exc.status_code,
@@ -61,7 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 "The database cannot be reached right now; retry after a few seconds.",
             ),
             503,
-            headers={"Retry-After": DATABASE_RETRY_AFTER_SECONDS},
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
 
     app.add_exception_handler(OperationalError, _database)

@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backoffice.db import create_db_engine
 from backoffice.settings import Settings, get_settings
 from task_queue_api.context import AppContext
 from task_queue_api.dashboard import install_dashboard
+from task_queue_api.edge import install_edge
 from task_queue_api.errors import install_error_handlers
 from task_queue_api.metrics import install_metrics
 from task_queue_api.routes import health, jobs, keys, tasks, transport_boxes
@@ -48,10 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # short operation ids, e.g. metrics
     )
     install_error_handlers(app)
     for module in (health, keys, tasks, jobs, transport_boxes):
         app.include_router(module.router)
+    # Before the metrics: the request timer wraps the edge, so its refusals are timed too.
+    install_edge(app, settings.max_request_bytes)
     install_metrics(app)
     install_dashboard(app)
+    if settings.trusted_proxies:
+        # Added last, so outermost: everything inside sees the client's address and scheme
+        # (https → Secure cookies), taken from X-Forwarded-* of the listed proxies only.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

@@ -15,7 +15,10 @@ What is counted where, and why:
   `failed` counts every fail call (retried or dead-lettered) and every dead-letter by the sweeper.
 - The HTTP request duration histogram is the one in-process metric (durations exist only in the
   process that served the request); its `route` label is the route template
-  (`/api/tasks/{task_id}`), never the raw path, and `unmatched` for paths no route matched.
+  (`/api/tasks/{task_id}`), never the raw path, and `unmatched` for paths no route matched; its
+  `method` label is `other` for any method outside the standard seven. Clients cannot add series.
+- The task gauges' GROUP BY reads the whole tasks table, so a process reuses its result for
+  STATS_CACHE_SECONDS: a scrape every second costs one such read per few seconds.
 - Per job (`backoffice_job_*`): read from Prefect at scrape time through the jobs status module
   (the code behind `GET /api/jobs`). When Prefect or the database is unreachable the scrape still
   answers, with `backoffice_prefect_up 0` / `backoffice_database_up 0` and without those series.
@@ -26,8 +29,9 @@ What is counted where, and why:
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -62,6 +66,9 @@ EVENT_COUNTERS = {
 # A last run in one of these states has finished; a running or pending one says nothing yet.
 FINAL_STATE_TYPES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Any other method a client sends is counted as "other": the label's values stay a fixed set.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+STATS_CACHE_SECONDS = 5.0
 
 router = APIRouter(tags=["health"])
 
@@ -102,7 +109,28 @@ class RequestTimer:
         finally:
             # The router stores the matched route in the scope: its path is the template.
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.histogram.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            self.histogram.labels(method, route, str(status)).observe(time.perf_counter() - started)
+
+
+class StatsCache:
+    """The last task stats this process read, reused for STATS_CACHE_SECONDS (thread-safe)."""
+
+    def __init__(self, max_age_seconds: float = STATS_CACHE_SECONDS) -> None:
+        self.max_age = max_age_seconds
+        self._lock = threading.Lock()
+        self._read_at: float | None = None
+        self._stats: list[TypeStats] = []
+
+    def get(self, read: Callable[[], list[TypeStats]]) -> list[TypeStats]:
+        """The cached stats while fresh, else `read()`'s (a failed read is not cached)."""
+        # One lock: scrapes arriving together share one read instead of each running it.
+        with self._lock:
+            now = time.monotonic()
+            if self._read_at is None or now - self._read_at >= self.max_age:
+                self._stats = read()
+                self._read_at = now
+            return self._stats
 
 
 @dataclass
@@ -202,7 +230,8 @@ def read_queue(app: FastAPI, snapshot: Snapshot) -> None:
     """Fill the task part of a snapshot (blocking: run it in a thread)."""
     ctx: AppContext = app.state.ctx
     try:
-        snapshot.stats = ctx.tasks.type_stats()
+        cache: StatsCache = app.state.stats_cache
+        snapshot.stats = cache.get(ctx.tasks.type_stats)
         snapshot.events = ctx.event_counts.totals()
     except (SQLAlchemyError, BackofficeError) as exc:
         log.warning("metrics: database unavailable (%s)", type(exc).__name__)
@@ -245,5 +274,6 @@ def install_metrics(app: FastAPI) -> None:
     # The *_created series double every histogram line and no dashboard of ours reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     app.state.request_histogram = new_request_histogram()
+    app.state.stats_cache = StatsCache()
     app.add_middleware(RequestTimer, histogram=app.state.request_histogram)
     app.include_router(router)

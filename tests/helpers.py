@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
 
 from backoffice.settings import Settings
 from task_queue_api.main import create_app
@@ -32,3 +35,18 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 def app_client(settings: Settings) -> TestClient:
     """A test client of the sidecar app on `settings`; `with app_client(...) as c` runs its lifespan."""
     return TestClient(create_app(settings))
+
+
+@contextmanager
+def statements_on(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement `engine` sends while the block runs, in order."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

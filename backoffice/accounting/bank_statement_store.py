@@ -2,7 +2,9 @@
 
 Idempotence: a statement is keyed by Comgate's transfer id (unique), a line by its position in the
 payout, and a payment is matched only while its `invoice_id` is NULL, so a re-run or two overlapping
-runs never store a payout twice nor add a payment to an invoice's `paid_amount` twice.
+runs never store a payout twice nor add a payment to an invoice's `paid_amount` twice. The invoice
+is updated by one statement that adds to `paid_amount` where it lies (never read, then written),
+so two overlapping runs paying into one invoice lose neither payment.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backoffice.accounting.models import BankStatement, BankStatementLine, Invoice
 from backoffice.calendar import local_date
+from backoffice.schema import exact_add
 
 
 @dataclass(frozen=True)
@@ -144,16 +147,18 @@ class BankStatementStore:
                 if claimed != 1:
                     continue
                 paid_on = local_date(line.paid_at) if line.paid_at else line.transfer_date
-                invoice = conn.execute(
-                    select(Invoice.paid_at, Invoice.paid_amount).where(Invoice.id == invoice_id)
-                ).one()
+                # One statement computed on the row as it is when written: an overlapping
+                # matcher's payment, committed meanwhile, is added to, not overwritten.
                 conn.execute(
                     update(Invoice)
                     .where(Invoice.id == invoice_id)
                     .values(
                         paid=True,
-                        paid_at=min(invoice.paid_at, paid_on) if invoice.paid_at else paid_on,
-                        paid_amount=(invoice.paid_amount or Decimal(0)) + line.amount,
+                        paid_at=case(
+                            (or_(Invoice.paid_at.is_(None), Invoice.paid_at > paid_on), paid_on),
+                            else_=Invoice.paid_at,
+                        ),
+                        paid_amount=exact_add(Invoice.paid_amount, line.amount),
                     )
                 )
                 matched += 1

@@ -19,7 +19,6 @@ from backoffice.jobs.catalog import load_catalog
 from backoffice.jobs.control import JobControl
 from backoffice.jobs.status import JobStatus
 from backoffice.jobs.sync import RECONCILE_INTERVAL_SECONDS, reconcile, reconcile_forever
-from backoffice.jobs.timeouts import enforce_timeouts_once
 from backoffice.settings import get_settings
 
 app = typer.Typer(help="Recurring jobs (Prefect deployments).", no_args_is_help=True)
@@ -120,7 +119,7 @@ def reconcile_command(
 ) -> None:
     """Bring our Enabled records and Prefect in step (picks up pauses made in the Prefect UI/CLI).
 
-    With --loop it also cancels runs that outlive their job's timeout.
+    Timeouts are Prefect's own flow timeouts (backoffice.jobs.timeouts), not the reconciler's.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s reconciler %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -134,8 +133,5 @@ def reconcile_command(
         typer.echo(f"Reconciled at {datetime.now(UTC).isoformat(timespec='seconds')}.")
         return
 
-    async def _timeouts(catalog: Any, now: datetime | None) -> None:
-        await enforce_timeouts_once(catalog, now)
-
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(reconcile_forever(control.store, load_catalog, interval, also=_timeouts))
+        asyncio.run(reconcile_forever(control.store, load_catalog, interval))

@@ -3,7 +3,8 @@
 Order: migrate the embedded SQLite database → a local Prefect server (its SQLite under
 `<data-dir>/prefect`) unless PREFECT_API_URL names one → with --sandbox the fake Shoptet and
 Comgate → `backoffice deploy` (work pool, catalog, Enabled records, alerts, misfire catch-up) →
-the flow runner (`prefect worker start`), the sidecar and the reconciler.
+the flow runner (`prefect worker start`), the sidecar and the reconciler. The local Prefect
+server's URL is left in `<data-dir>/prefect-api-url` while it runs, for commands in other terminals.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from backoffice.cli.procs import ChildExited, Supervisor, become_subreaper, reap
 from backoffice.db import create_db_engine, is_sqlite
 from backoffice.jobs.catalog import PROJECT_DIR
 from backoffice.jobs.deploy import DEFAULT_WORK_POOL, read_env_file
+from backoffice.jobs.prefect_api import LOCAL_SERVER_FILENAME
 from backoffice.migrate import is_at_head, upgrade
 from backoffice.settings import Settings
 
@@ -135,6 +137,7 @@ def run(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     lines: list[str] = []
+    url_file, started_prefect, wrote_url = data_dir / LOCAL_SERVER_FILENAME, False, False
     try:
         if env.get("PREFECT_API_URL"):
             api = env["PREFECT_API_URL"].rstrip("/")
@@ -144,6 +147,7 @@ def run(
             env.update(PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false")
             env.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
             env.setdefault("PREFECT_HOME", str(data_dir / "prefect"))
+            started_prefect = True
             sup.start(
                 "Prefect server",
                 [
@@ -159,6 +163,10 @@ def run(
                 ],
             )
         _wait_http(sup, f"{api}/health", "Prefect server")
+        if started_prefect:
+            # Commands in a second terminal find the server we started here (see local_server_url).
+            url_file.write_text(api + "\n")
+            wrote_url = True
         lines.append(f"  Prefect UI          {api.removesuffix('/api')}")
         if sandbox:
             fakes = _start_sandbox(sup)
@@ -204,4 +212,6 @@ def run(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sup.stop()
+        if wrote_url:  # only ours: a second run that failed to start leaves the first one's file
+            url_file.unlink(missing_ok=True)
         typer.echo("All stopped.")

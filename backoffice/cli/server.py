@@ -8,6 +8,7 @@ import typer
 import uvicorn
 
 from backoffice.db import is_sqlite
+from backoffice.logs import log_config
 from backoffice.migrate import upgrade
 from backoffice.settings import get_settings
 
@@ -29,6 +30,7 @@ def api(
         # explicitly (`backoffice db upgrade`) so several sidecars never race a migration.
         upgrade(settings.database_url)
     typer.echo(f"Sidecar: http://{host}:{port}/docs")
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     uvicorn.run(
         "task_queue_api.main:create_app",
         factory=True,
@@ -36,6 +38,11 @@ def api(
         port=port,
         workers=workers,
         log_level="info",
+        # X-Forwarded-* is trusted only from BACKOFFICE_TRUSTED_PROXIES (the app's own middleware),
+        # not from uvicorn's default of 127.0.0.1.
+        proxy_headers=False,
+        # Every handler masks keys (`?code=` in the access log, the bootstrap admin key anywhere).
+        log_config=log_config([admin_key] if admin_key else []),
         # uvicorn kills a worker that does not answer its health ping within this time; on a
         # busy machine a worker's start-up imports alone can take longer than the default 5 s.
         timeout_worker_healthcheck=60,

@@ -1,6 +1,7 @@
 """The HTTP layer of the Shoptet client: Shoptet's limits, retries, its envelope and paging.
 
-At most 3 concurrent connections per token (a process-wide semaphore per token plus the pool
+At most 3 concurrent connections per token (the process's slots, and inside Prefect runs the
+global concurrency limit `shoptet-api` shared by every flow run: `shoptet_slots`, plus the pool
 limit), `Retry-After` on 429, bounded exponential backoff with jitter on 5xx/423/network
 errors (the shared policy of `backoffice.integrations.retry`), and a non-idempotent mode for writes
 that must never be repeated blindly.
@@ -8,6 +9,7 @@ that must never be repeated blindly.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,10 @@ import httpx
 
 from backoffice.errors import BackofficeError
 from backoffice.integrations.retry import FULL_JITTER, Attempt, RetryPolicy
+from backoffice.integrations.shoptet_slots import (
+    MAX_CONNECTIONS_PER_TOKEN as MAX_CONNECTIONS_PER_TOKEN,  # re-exported: `shoptet` names it
+)
+from backoffice.integrations.shoptet_slots import ConnectionSlots
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -26,7 +32,6 @@ R = TypeVar("R")
 TOKEN_HEADER = "Shoptet-Private-API-Token"
 TOKEN_BLOCK = "shoptet-api-token"
 TOKEN_ENV = "BACKOFFICE_SHOPTET_API_TOKEN"
-MAX_CONNECTIONS_PER_TOKEN = 3
 MAX_ITEMS_PER_PAGE = 50
 RETRYABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
 # Statuses that say the request was not processed at all: safe to repeat even a stock movement.
@@ -78,16 +83,6 @@ class RequestStats:
             self.seconds += seconds
 
 
-_token_slots: dict[str, threading.BoundedSemaphore] = {}
-_token_slots_lock = threading.Lock()
-
-
-def _slots_for(token: str) -> threading.BoundedSemaphore:
-    # Shared by every client of the same token in this process: the limit is Shoptet's, per token.
-    with _token_slots_lock:
-        return _token_slots.setdefault(token, threading.BoundedSemaphore(MAX_CONNECTIONS_PER_TOKEN))
-
-
 def _error_message(errors: list[JSONObject]) -> str:
     return "; ".join(f"{e.get('errorCode', 'error')}: {e.get('message', '')}".strip() for e in errors)
 
@@ -105,7 +100,7 @@ class ShoptetHttp:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
     ) -> None:
-        self._slots = _slots_for(token)
+        self.slots = ConnectionSlots(token)
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={TOKEN_HEADER: token, "Accept": "application/json"},
@@ -150,7 +145,7 @@ class ShoptetHttp:
         """
 
         def send() -> httpx.Response:
-            with self._slots:
+            with self.slots.slot():
                 return self._http.request(method, path, params=params, json=json)
 
         def observe(attempt: Attempt) -> None:
@@ -240,5 +235,7 @@ class ShoptetHttp:
 
     def concurrently(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """`[fn(item) for item in items]`, run on as many threads as the token may hold connections."""
+        # The caller's context goes along: inside a run, the threads reach the same Prefect API.
+        context = contextvars.copy_context()
         with ThreadPoolExecutor(MAX_CONNECTIONS_PER_TOKEN, thread_name_prefix="shoptet") as pool:
-            return list(pool.map(fn, items))
+            return list(pool.map(lambda item: context.copy().run(fn, item), items))

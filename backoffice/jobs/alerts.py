@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 AUTOMATION_NAME = "backoffice: job run failed"
 WEBHOOK_BLOCK_NAME = "backoffice-alert-webhook"
-# Prefect names state-change events after the state's name: the engine's timeout ends a run in
-# Failed named TimedOut, and the reconciler cancels an overrunning run with a state named TimedOut.
+# Prefect names state-change events after the state's name: the engine's flow timeout (each job's
+# `timeout_seconds`, see backoffice.jobs.timeouts) ends a run in Failed named TimedOut.
 ALERT_EVENTS = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
 # Rendered by Prefect (Jinja) when the automation fires; `tojson` keeps the message valid JSON.
 PAYLOAD_TEMPLATE = """{

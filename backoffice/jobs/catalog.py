@@ -121,6 +121,13 @@ def parse_catalog(text: str) -> Catalog:
     ids = [job.id for job in jobs]
     if len(set(ids)) != len(ids):
         raise CatalogError("job ids (deployment names) in prefect.yaml must be unique")
+    # The timeout is Prefect's flow timeout (backoffice.jobs.timeouts): one per entrypoint.
+    timeouts: dict[str, int] = {}
+    for job in jobs:
+        if timeouts.setdefault(job.entrypoint, job.timeout_seconds) != job.timeout_seconds:
+            raise CatalogError(
+                f"{job.id}: the jobs of {job.entrypoint} must share one backoffice.timeout_seconds"
+            )
     return Catalog(jobs)
 
 

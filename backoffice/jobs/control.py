@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -14,9 +15,18 @@ from sqlalchemy import Engine
 from backoffice.errors import Conflict, ValidationFailed
 from backoffice.jobs import sync
 from backoffice.jobs.catalog import Catalog, load_catalog
-from backoffice.jobs.prefect_api import Deployed, prefect_client, prefect_error_detail, read_deployments
+from backoffice.jobs.prefect_api import (
+    Deployed,
+    prefect_client,
+    prefect_error_detail,
+    read_deployed,
+    read_deployments,
+)
 from backoffice.jobs.status import JobStatus, job_statuses
-from backoffice.jobs.store import JobRecordStore
+from backoffice.jobs.store import JobRecord, JobRecordStore
+from backoffice.jobs.sync import Observation
+
+log = logging.getLogger(__name__)
 
 MANUAL_TAG = "manual"
 
@@ -61,9 +71,37 @@ class JobControl:
         return status
 
     async def set_enabled(self, job_id: str, enabled: bool, actor: str) -> JobStatus:
-        """Enable or disable a job in our record and in Prefect; returns its new status."""
-        await sync.set_enabled(self.store, self.catalog, job_id, enabled, actor)
+        """Enable or disable a job in our record and in Prefect; returns its new status.
+
+        Prefect is read first, so an unreachable one (PrefectUnavailable, 503) changes nothing;
+        when it fails during the change, the record is put back before the error surfaces.
+        A job that is not deployed yet only gets its record; `backoffice deploy` applies it.
+        """
+        job = self.catalog.get(job_id)
+        async with prefect_client() as client:
+            deployed = await read_deployed(client, job.id)
+            previous = await sync.in_thread(self.store.get, job.id)
+            # Record first, then the observation, then Prefect: a reconciler pass that sees any of
+            # this change in Prefect sees it in the record too and never takes it for a UI toggle.
+            record = await sync.in_thread(self.store.set, job.id, enabled, actor)
+            if deployed is not None:
+                try:
+                    # Left as "done" even if Prefect fails half-way: what is left then reads as a
+                    # move back towards the record, which the reconciler completes, never adopts.
+                    await sync.write_observation(client, job.id, Observation.after_apply(deployed, enabled))
+                    await sync.apply_enabled(client, deployed, enabled)
+                except Exception:
+                    await self._undo(record, previous)
+                    raise
         return await self.status(job_id)
+
+    async def _undo(self, written: JobRecord, previous: JobRecord) -> None:
+        """Put the record back after Prefect refused the change (unless somebody changed it since)."""
+        try:
+            if not await sync.in_thread(self.store.restore, written, previous):
+                log.warning("job %s: record changed again meanwhile; kept", written.job_id)
+        except Exception:  # the database failing too must not hide Prefect's error
+            log.exception("job %s: could not restore the record after Prefect failed", written.job_id)
 
     async def run_now(
         self,

@@ -1,6 +1,7 @@
 """`backoffice deploy`: deploy the catalog with Prefect's own `prefect deploy --all`, then re-apply
 what a plain deploy loses or cannot know: the Enabled records, the alert automation and the
-misfire catch-up.
+misfire catch-up. It also creates (or resets) the global concurrency limit `shoptet-api`: the 3
+Shoptet connections every flow run shares (`backoffice.integrations.shoptet_slots`).
 
 Per-environment values come from `deployments/<env>.env` (the work pool, the project folder the
 worker runs flows from); variables already in the environment win over the file.
@@ -19,11 +20,16 @@ from pathlib import Path
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+    WorkPoolCreate,
+)
 from prefect.exceptions import ObjectNotFound
 from sqlalchemy import Engine
 
 from backoffice.errors import BackofficeError, NotFound
+from backoffice.integrations.shoptet_slots import MAX_CONNECTIONS_PER_TOKEN, SHOPTET_CONCURRENCY_LIMIT
 from backoffice.jobs import sync
 from backoffice.jobs.alerts import ensure_alert_automation
 from backoffice.jobs.catalog import PREFECT_YAML, PROJECT_DIR, Catalog
@@ -98,6 +104,23 @@ async def ensure_work_pool(client: PrefectClient, name: str) -> None:
         log.info("created process work pool %s", name)
 
 
+async def ensure_shoptet_limit(client: PrefectClient) -> None:
+    """Create the global concurrency limit `shoptet-api` (3 slots, active), or set it back to that."""
+    try:
+        found = await client.read_global_concurrency_limit_by_name(SHOPTET_CONCURRENCY_LIMIT)
+    except ObjectNotFound:
+        await client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=SHOPTET_CONCURRENCY_LIMIT, limit=MAX_CONNECTIONS_PER_TOKEN)
+        )
+        log.info("created global concurrency limit %s", SHOPTET_CONCURRENCY_LIMIT)
+        return
+    if found.limit != MAX_CONNECTIONS_PER_TOKEN or not found.active:
+        await client.update_global_concurrency_limit(
+            SHOPTET_CONCURRENCY_LIMIT,
+            GlobalConcurrencyLimitUpdate(limit=MAX_CONNECTIONS_PER_TOKEN, active=True),
+        )
+
+
 def run_prefect_deploy(env: dict[str, str], prefect_file: Path = PREFECT_YAML) -> str:
     """`prefect --no-prompt deploy --all` from the project folder; its output, or DeployFailed."""
     command = [
@@ -128,7 +151,7 @@ def run_prefect_deploy(env: dict[str, str], prefect_file: Path = PREFECT_YAML) -
 async def after_deploy(
     engine: Engine, settings: Settings, catalog: Catalog, now: datetime | None = None
 ) -> DeployReport:
-    """Check every job got deployed, then records → Prefect, alert automation, misfire catch-up."""
+    """Check every job got deployed, then records → Prefect, Shoptet limit, alerts, misfire catch-up."""
     store = JobRecordStore(engine)
     async with prefect_client() as client:
         deployments = await read_deployments(client, catalog.ids)
@@ -138,6 +161,7 @@ async def after_deploy(
     adopted = await sync.reconcile(store, catalog)
     records = await sync.in_thread(store.all, catalog.ids)
     async with prefect_client() as client:
+        await ensure_shoptet_limit(client)
         automation = await ensure_alert_automation(client, settings, [d.id for d in deployments.values()])
         caught_up = await catch_up(client, catalog, records, now)
     return DeployReport(list(catalog.ids), adopted, automation, caught_up)

@@ -4,9 +4,10 @@ and the few reads and writes of deployments and flow runs the job modules share.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -26,36 +27,63 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.settings import get_current_settings
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
 from backoffice.errors import Conflict, PrefectUnavailable
+from backoffice.settings import DATA_DIR
 
 # Short enough that a sidecar request never hangs on a dead Prefect, long enough for a busy one.
 REQUEST_TIMEOUT_SECONDS = 10.0
+# Where `backoffice run` leaves the URL of the Prefect server it started (relative, like the database).
+LOCAL_SERVER_FILENAME = "prefect-api-url"
+LOCAL_SERVER_FILE = DATA_DIR / LOCAL_SERVER_FILENAME
+# The local server answers at once or not at all.
+PROBE_TIMEOUT_SECONDS = 2.0
 # States of a run that has not started and may still be deleted: everything SCHEDULED except a
 # retry of a run that already started (AwaitingRetry).
 NOT_STARTED_NAMES = ["Scheduled", "Late", "AwaitingConcurrencySlot"]
 
 
 def api_url() -> str | None:
-    """The Prefect API URL in effect (PREFECT_API_URL, or the test harness's)."""
+    """The Prefect API URL in effect: PREFECT_API_URL (or the test harness's), else the local server."""
     url = get_current_settings().api.url
-    return str(url) if url else None
+    return str(url) if url else local_server_url()
+
+
+def local_server_url(path: Path = LOCAL_SERVER_FILE) -> str | None:
+    """The API of the Prefect server `backoffice run` started on this checkout, while it answers.
+
+    `backoffice run` writes its URL to `.data/prefect-api-url`, so a second terminal's commands
+    find it without PREFECT_API_URL; a file left behind by a killed run names a dead server: None.
+    """
+    try:
+        url = path.read_text().strip()
+    except OSError:
+        return None
+    try:
+        answers = bool(url) and httpx.get(f"{url}/health", timeout=PROBE_TIMEOUT_SECONDS).is_success
+    except httpx.HTTPError:
+        return None
+    return url if answers else None
 
 
 @asynccontextmanager
 async def prefect_client() -> AsyncIterator[PrefectClient]:
     """A Prefect client for the configured API; an unreachable or failing API → PrefectUnavailable."""
-    url = api_url()
+    configured = get_current_settings().api.url
+    url = str(configured) if configured else local_server_url()
     if not url:
         # Without a URL Prefect would start a throwaway in-process server: never what we want.
         raise PrefectUnavailable(
-            "PREFECT_API_URL is not set; start the system with `backoffice run` or point "
-            "PREFECT_API_URL at your Prefect server."
+            "PREFECT_API_URL is not set and no Prefect server started by `backoffice run` answers "
+            "on this checkout; start the system with `bin/run` (then run commands from the checkout) "
+            "or point PREFECT_API_URL at your Prefect server."
         )
     try:
-        async with get_client(httpx_settings={"timeout": REQUEST_TIMEOUT_SECONDS}) as client:
-            yield client
+        # A discovered URL reaches Prefect's client through its settings, for this block only.
+        with nullcontext() if configured else temporary_settings(updates={PREFECT_API_URL: url}):
+            async with get_client(httpx_settings={"timeout": REQUEST_TIMEOUT_SECONDS}) as client:
+                yield client
     except httpx.TransportError as exc:
         raise PrefectUnavailable(
             f"The Prefect API at {url} cannot be reached ({type(exc).__name__}); "

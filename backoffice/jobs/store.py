@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
 
 from backoffice.dialects import dialect_of
 from backoffice.jobs.models import RecurringJob
@@ -19,6 +20,11 @@ class JobRecord:
     enabled: bool
     changed_at: datetime | None = None
     changed_by: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        """False for a job that has no row (never changed)."""
+        return self.changed_at is not None
 
 
 class JobRecordStore:
@@ -56,3 +62,52 @@ class JobRecordStore:
         with self.engine.begin() as conn:
             conn.execute(stmt)
         return JobRecord(job_id, enabled, now, actor)
+
+    def compare_and_set(
+        self, expected: JobRecord, enabled: bool, actor: str, now: datetime | None = None
+    ) -> JobRecord | None:
+        """Record `enabled` only while the record is still `expected`; None when it changed meanwhile.
+
+        The reconciler decides on a record it read before Prefect: a writer that came in between
+        (an operator through the API or the CLI) must win, not be overwritten.
+        """
+        now = now or datetime.now(UTC)
+        values = {"enabled": enabled, "changed_at": now, "changed_by": actor}
+        if expected.stored:
+            stmt: Any = update(RecurringJob).where(*_is(expected)).values(**values)
+        else:
+            # No row yet: insert it, unless a concurrent writer inserted one first.
+            stmt = self.dialect.insert(RecurringJob).values(job_id=expected.job_id, **values)
+            stmt = stmt.on_conflict_do_nothing(index_elements=[RecurringJob.job_id])
+        with self.engine.begin() as conn:
+            # RETURNING, not rowcount: the ON CONFLICT insert's rowcount is not reliable on psycopg.
+            written = conn.execute(stmt.returning(RecurringJob.job_id)).first() is not None
+        return JobRecord(expected.job_id, enabled, now, actor) if written else None
+
+    def restore(self, written: JobRecord, previous: JobRecord) -> bool:
+        """Put `previous` back while the record is still `written` (undo a change Prefect refused).
+
+        False when somebody changed the record since: their change stands.
+        """
+        if previous.stored:
+            stmt: Any = (
+                update(RecurringJob)
+                .where(*_is(written))
+                .values(
+                    enabled=previous.enabled, changed_at=previous.changed_at, changed_by=previous.changed_by
+                )
+            )
+        else:
+            stmt = delete(RecurringJob).where(*_is(written))  # a missing row: enabled, never changed
+        with self.engine.begin() as conn:
+            return conn.execute(stmt.returning(RecurringJob.job_id)).first() is not None
+
+
+def _is(record: JobRecord) -> tuple[Any, ...]:
+    """WHERE clauses matching the stored row of `record` exactly (changed_at tells versions apart)."""
+    return (
+        RecurringJob.job_id == record.job_id,
+        RecurringJob.enabled == record.enabled,
+        RecurringJob.changed_at == record.changed_at,
+        RecurringJob.changed_by == record.changed_by,
+    )

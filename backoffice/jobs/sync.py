@@ -11,6 +11,10 @@ per job: a redeploy recreates the schedules (new ids), an operator's toggle keep
 change under the same schedule ids is an operator's and is adopted into our record (actor
 `prefect-ui`); anything else is overruled by the record. A fresh Prefect database has no
 observations, so the record wins there too.
+
+A pass never invents such a change: it reads the observation and the record before Prefect, and
+writes nothing for a job whose observation or record changed meanwhile (the record by compare and
+set); `JobControl.set_enabled` writes the record, then the observation, then changes Prefect.
 """
 
 from __future__ import annotations
@@ -170,29 +174,6 @@ async def apply_enabled(
     await delete_runs(client, [run for run in waiting if every_waiting_run or run.auto_scheduled])
 
 
-async def _fresh(client: PrefectClient, job_id: str) -> Deployed | None:
-    found = await read_deployments(client, [job_id])
-    return Deployed.of(found[job_id]) if job_id in found else None
-
-
-async def set_enabled(
-    store: JobRecordStore, catalog: Catalog, job_id: str, enabled: bool, actor: str
-) -> JobRecord:
-    """Enable or disable a job: record it, then apply it to Prefect at once.
-
-    Prefect is read first, so an unreachable Prefect (PrefectUnavailable, 503) changes nothing.
-    A job that is not deployed yet only gets its record; `backoffice deploy` applies it.
-    """
-    job = catalog.get(job_id)
-    async with prefect_client() as client:
-        deployed = await _fresh(client, job.id)
-        record = await in_thread(store.set, job.id, enabled, actor)
-        if deployed is not None:
-            await apply_enabled(client, deployed, enabled)
-            await write_observation(client, job.id, Observation.after_apply(deployed, enabled))
-    return record
-
-
 @dataclass(frozen=True)
 class Adopted:
     """An operator's change in Prefect, taken into our record."""
@@ -201,18 +182,36 @@ class Adopted:
     enabled: bool
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a pass read about a job, in this order: our last observation, the record, Prefect."""
+
+    before: Observation | None
+    record: JobRecord
+    deployed: Deployed
+
+
 async def reconcile_job(
-    client: PrefectClient, store: JobRecordStore, job: Job, deployed: Deployed
+    client: PrefectClient, store: JobRecordStore, job: Job, seen: Snapshot
 ) -> Adopted | None:
-    """One job: adopt an operator's change made in Prefect, else make Prefect match the record."""
-    adopted = None
-    before = await read_observation(client, job.id)
-    intent = operator_intent(before, deployed) if before is not None else None
-    record = await in_thread(store.get, job.id)
+    """One job: adopt an operator's change made in Prefect, else make Prefect match the record.
+
+    Decided on `seen` only while it still holds: when the observation or the record changed since
+    (an API/CLI change landed in between), nothing is written and the next pass decides afresh.
+    """
+    if await read_observation(client, job.id) != seen.before:
+        log.info("job %s changed while reconciling; left to the next pass", job.id)
+        return None
+    adopted, record, deployed = None, seen.record, seen.deployed
+    intent = operator_intent(seen.before, deployed) if seen.before is not None else None
     if intent is not None and intent != record.enabled:
-        record = await in_thread(store.set, job.id, intent, PREFECT_UI_ACTOR)
-        adopted = Adopted(job.id, intent)
+        changed = await in_thread(store.compare_and_set, record, intent, PREFECT_UI_ACTOR)
+        if changed is None:
+            return None  # an operator changed the record meanwhile: theirs is the newer word
+        record, adopted = changed, Adopted(job.id, intent)
         log.info("job %s %s in Prefect; recorded", job.id, "enabled" if intent else "disabled")
+    elif not deployed.is_fully(record.enabled) and await in_thread(store.get, job.id) != record:
+        return None  # never overrule Prefect with a record that is no longer current
     if not deployed.is_fully(record.enabled):
         await apply_enabled(client, deployed, record.enabled, every_waiting_run=adopted is not None)
         left = Observation.after_apply(deployed, record.enabled)
@@ -222,18 +221,27 @@ async def reconcile_job(
             waiting = await not_started_runs(client, deployed.deployment_id)
             await delete_runs(client, [run for run in waiting if run.auto_scheduled])
         left = Observation.of(deployed)
-    await write_observation(client, job.id, left)
+    if left != seen.before:  # in step and unchanged (most passes): nothing to write
+        await write_observation(client, job.id, left)
     return adopted
 
 
 async def reconcile(store: JobRecordStore, catalog: Catalog) -> list[Adopted]:
-    """Reconcile every deployed job of the catalog once."""
+    """Reconcile every deployed job of the catalog once.
+
+    The observations and the records are read before Prefect. An API/CLI change writes the record
+    and then the observation before it touches Prefect, so whatever of it this pass sees in Prefect
+    also shows in the record, or in the observation re-read before acting: never as a toggle.
+    """
     adopted: list[Adopted] = []
     async with prefect_client() as client:
+        before = {job_id: await read_observation(client, job_id) for job_id in catalog.ids}
+        records = await in_thread(store.all, catalog.ids)
         deployments = await read_deployments(client, catalog.ids)
         for job in catalog.jobs:
             if job.id in deployments:
-                change = await reconcile_job(client, store, job, Deployed.of(deployments[job.id]))
+                seen = Snapshot(before[job.id], records[job.id], Deployed.of(deployments[job.id]))
+                change = await reconcile_job(client, store, job, seen)
                 if change is not None:
                     adopted.append(change)
     return adopted
@@ -247,7 +255,7 @@ async def reconcile_forever(
 ) -> None:
     """Reconcile every `interval` seconds until cancelled; an unreachable Prefect is waited out.
 
-    `also(catalog, None)` runs after each pass (the timeout enforcement).
+    `also(catalog, None)` runs after each pass (a hook for tests and other periodic duties).
     """
     while True:
         try:

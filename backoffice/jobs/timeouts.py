@@ -1,62 +1,61 @@
-"""Job timeouts: a run still running after its job's `timeout_seconds` is cancelled as TimedOut.
+"""Job timeouts: Prefect's own flow timeout, set from the catalog's `timeout_seconds`.
 
-Prefect deployments have no timeout of their own (it is a property of the flow decorator), so the
-reconciler enforces the catalog's value: it moves the overrunning run to Cancelling, named
-TimedOut, and the worker stops its process. The state's name makes Prefect emit
-`prefect.flow-run.TimedOut`, which the alert automation forwards to the webhook.
+A timed-out run is a failed run. With `timeout_seconds` on the flow, Prefect's engine stops a run
+that outlives it and ends it Failed, named TimedOut ("Flow run exceeded timeout of N second(s)"):
+health reads it as failed, the alert automation fires on `prefect.flow-run.TimedOut`, and the
+controlling report lists it with the other failed runs. (The reconciler used to cancel
+overrunning runs instead, which left them Cancelled: health ok, no report line.)
+
+Prefect keeps the timeout on the flow, not on the deployment, and the worker loads the flow from
+the deployment's entrypoint. So each flow module wraps its flow in `with_job_timeout`, which gives
+it the `timeout_seconds` the catalog declares for the jobs of that entrypoint (read once, when the
+worker imports the flow). The catalog still declares one timeout per job, and refuses two jobs of
+one entrypoint with different timeouts, as one flow can carry only one.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime, timedelta
-from uuid import UUID
+import inspect
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
-from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterDeploymentId,
-    FlowRunFilterStartTime,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import StateType
-from prefect.states import Cancelling
+from prefect import Flow
 
-from backoffice.jobs.catalog import Catalog
-from backoffice.jobs.prefect_api import prefect_client, read_deployments
+from backoffice.jobs.catalog import PROJECT_DIR, Catalog, load_catalog
 
-log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
-TIMED_OUT = "TimedOut"
+TIMED_OUT = "TimedOut"  # the name of the Failed state Prefect's engine gives a timed-out run
 
 
-async def enforce_timeouts(
-    client: PrefectClient, catalog: Catalog, now: datetime | None = None
-) -> list[UUID]:
-    """Cancel every run of a catalog job that runs longer than the job's timeout; their ids."""
-    now = now or datetime.now(UTC)
-    deployments = await read_deployments(client, catalog.ids)
-    cancelled: list[UUID] = []
-    for job in catalog.jobs:
-        if job.id not in deployments:
-            continue
-        overrunning = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=[deployments[job.id].id]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-                start_time=FlowRunFilterStartTime(before_=now - timedelta(seconds=job.timeout_seconds)),
-            )
-        )
-        for run in overrunning:
-            message = f"Job {job.id} ran longer than its timeout of {job.timeout_seconds} s; cancelled."
-            await client.set_flow_run_state(run.id, Cancelling(name=TIMED_OUT, message=message), force=True)
-            log.warning("%s (flow run %s)", message, run.id)
-            cancelled.append(run.id)
-    return cancelled
+def _same_entrypoint(entrypoint: str, source: Path, function: str) -> bool:
+    path, _, name = entrypoint.rpartition(":")
+    return name == function and (PROJECT_DIR / path).resolve() == source
 
 
-async def enforce_timeouts_once(catalog: Catalog, now: datetime | None = None) -> list[UUID]:
-    """`enforce_timeouts` with a client of its own (what the reconciler loop calls)."""
-    async with prefect_client() as client:
-        return await enforce_timeouts(client, catalog, now)
+def catalog_timeout(flow: Flow[Any, Any], catalog: Catalog) -> int | None:
+    """The catalog's timeout of the jobs whose entrypoint is `flow`; None when no job runs it."""
+    source = Path(inspect.getfile(flow.fn)).resolve()
+    timeouts = {
+        job.timeout_seconds
+        for job in catalog.jobs
+        if _same_entrypoint(job.entrypoint, source, flow.fn.__name__)
+    }
+    # parse_catalog refuses one entrypoint with two timeouts, so there is at most one here.
+    return min(timeouts) if timeouts else None
+
+
+def with_job_timeout(flow: Flow[P, R], catalog: Catalog | None = None) -> Flow[P, R]:
+    """`flow` with its jobs' catalog timeout (default catalog: prefect.yaml) as its `timeout_seconds`.
+
+    Used as the outer decorator of a job flow:
+
+        @with_job_timeout
+        @flow(name="finish-transport")
+        def finish_transport(...): ...
+    """
+    seconds = catalog_timeout(flow, catalog or load_catalog())
+    if seconds is None:
+        return flow
+    return flow.with_options(timeout_seconds=seconds)

@@ -5,7 +5,9 @@
     claim.py         the claim statements that differ per dialect (sql/*.sql for PostgreSQL)
     queries.py       TaskQueryStore: one task, filtered lists with keyset paging, events, type stats
     records.py       the plain records the stores hand out (no ORM object leaves a store)
-    keys.py          KeyStore: function keys, stored as SHA-256, and the dashboard sessions' key read
+    keys.py          KeyStore: function keys, stored as SHA-256 (reserved names refused)
+    sessions.py      SessionStore: dashboard sessions, ended by sign-out and key revocation
+    sweeper.py       the timer that sweeps run-out locks of every type
     signals.py       wake-ups of long-polling lockers (LISTEN/NOTIFY on PostgreSQL)
     event_counts.py  EventCountStore: audit-event totals for /metrics
 

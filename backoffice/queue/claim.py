@@ -25,6 +25,9 @@ SQL_DIR = Path(__file__).parent / "sql"
 NOTIFY_CHANNEL = "backoffice_tasks"
 CLAIMABLE = text("tasks.status IN ('pending', 'expired')")
 HELD = text("tasks.status IN ('locked', 'expired')")
+# Completion also accepts a dead letter whose token is still set: only the sweep leaves one
+# (a lock that ran out on its last attempt), and its holder may still complete it.
+COMPLETABLE = text("tasks.status IN ('locked', 'expired', 'failed')")
 
 
 @cache
@@ -184,7 +187,7 @@ class SqliteQueue:
         for task_id, token, result in items:
             hit = conn.execute(
                 update(Task)
-                .where(Task.id == task_id, Task.lock_token == token, HELD)
+                .where(Task.id == task_id, Task.lock_token == token, COMPLETABLE)
                 .values(
                     status="completed",
                     completed_date=now,

@@ -1,14 +1,17 @@
 """Function keys: created with a random secret, stored as SHA-256, looked up by hash.
 
-A dashboard session cookie names a key and is signed over that key's hash (`live_session_key`),
-so revoking the key (or the bootstrap admin key changing) ends every session made with it at once.
+A dashboard session (`sessions.py`) is bound to the key's hash (`live_session_key`), and revoking
+a key deletes its sessions, so revocation (or the bootstrap admin key changing) ends them at once.
+Names that read like the bootstrap admin's are refused, so the audit trail cannot be faked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,12 +20,21 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backoffice.dialects import dialect_of
-from backoffice.errors import Conflict, NotFound
+from backoffice.errors import Conflict, NotFound, ValidationFailed
 from backoffice.principals import Principal, Role
 from backoffice.queue.models import ApiKey
+from backoffice.queue.sessions import SessionStore, end_sessions_of
 
 KEY_PREFIX = "bok_"
 BOOTSTRAP_ADMIN = "bootstrap-admin"
+# Digits that pass for letters in a name ("b00tstrap-adm1n").
+_LOOKALIKE_DIGITS = str.maketrans("013457", "oieast")
+
+
+def reads_like_bootstrap_admin(name: str) -> bool:
+    """True when `name`, ignoring case, separators and look-alike characters, contains bootstrap-admin."""
+    folded = unicodedata.normalize("NFKC", name).casefold().translate(_LOOKALIKE_DIGITS)
+    return "bootstrapadmin" in re.sub(r"[\W_]+", "", folded)
 
 
 def generate_key() -> str:
@@ -62,9 +74,16 @@ class KeyStore:
     def __init__(self, engine: Engine, bootstrap_admin_key: str | None = None) -> None:
         self.engine = engine
         self._bootstrap_hash = hash_key(bootstrap_admin_key) if bootstrap_admin_key else None
+        self.sessions = SessionStore(engine, self)
 
     def create(self, name: str, role: Role, task_types: list[str] | None, actor: str) -> tuple[KeyInfo, str]:
         """Store a new key and return it with its plaintext (shown this once only)."""
+        if reads_like_bootstrap_admin(name):
+            raise ValidationFailed(
+                f"The key name '{name}' reads like '{BOOTSTRAP_ADMIN}', which is reserved for the "
+                "bootstrap admin key; pick another name.",
+                code="reserved_name",
+            )
         plaintext = generate_key()
         now = datetime.now(UTC)
         types = sorted(set(task_types)) if task_types else None
@@ -108,13 +127,15 @@ class KeyStore:
         ]
 
     def revoke(self, name: str) -> None:
-        """Revoke a key at once; NotFound when there is no live key of that name."""
+        """Revoke a key and end its dashboard sessions at once; NotFound when no live key has that name."""
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(ApiKey)
                 .where(ApiKey.name == name, ApiKey.revoked.is_(False))
                 .values(revoked=True, revoked_at=datetime.now(UTC))
             ).rowcount
+            if done:
+                end_sessions_of(conn, name)
         if not done:
             raise NotFound(f"There is no active key named '{name}'.")
 

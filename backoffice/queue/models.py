@@ -1,4 +1,4 @@
-"""Tables of the scheduled-task queue: tasks, their audit events, and function keys."""
+"""Tables of the scheduled-task queue: tasks, their audit events, function keys and dashboard sessions."""
 
 from __future__ import annotations
 
@@ -121,3 +121,23 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (CheckConstraint("role IN ('consumer', 'operator', 'admin')", name="role"),)
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard session. The cookie holds a random token; only its SHA-256 is stored,
+    so sign-out or revoking the key (deleting the row) ends it on every sidecar at once."""
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_name: Mapped[str] = mapped_column(String(128))
+    # The key's hash at sign-in: a key replaced under the same name (or a new bootstrap key)
+    # does not inherit the old key's sessions.
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_dashboard_sessions_key_name", "key_name"),
+        Index("ix_dashboard_sessions_expires_at", "expires_at"),
+    )

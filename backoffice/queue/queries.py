@@ -42,8 +42,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, task_id = raw.split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(task_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        created_at = datetime.fromisoformat(stamp)
+        # Ours always carry a zone; a naive or off-calendar time would only fail at the database.
+        if created_at.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return created_at.astimezone(UTC), uuid.UUID(task_id)
+    except (ValueError, OverflowError) as exc:
         raise ValidationFailed("The cursor is not valid; pass next_cursor from a previous page.") from exc
 
 

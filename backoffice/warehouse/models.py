@@ -14,9 +14,11 @@ BOX_STATES = ("New", "Opened", "InTransit", "Received", "InSwap", "Stocked", "Cl
 # between mark and answer is visible; stocked: Shoptet confirmed; unknown: sent, no answer.
 MOVEMENT_STATES = ("pending", "sent", "stocked", "unknown")
 # claimed: a run owns the order and is printing it; printed: on paper, status move pending;
-# unmoved: printed, but the run could not move it (the next run only moves it);
-# done: moved to packing; check: moved to the check status; skipped: no longer to pick.
-PICK_STATUSES = ("claimed", "printed", "unmoved", "done", "check", "skipped")
+# undelivered: its PDF is written (pdf_path) but the printer refused it: the next run sends
+# that file again before it moves the order; unmoved: printed, but the run could not move it
+# (the next run only moves it); done: moved to packing; check: moved to the check status;
+# skipped: no longer to pick.
+PICK_STATUSES = ("claimed", "printed", "undelivered", "unmoved", "done", "check", "skipped")
 
 
 def _in(values: tuple[str, ...]) -> str:

@@ -2,9 +2,12 @@
 
 Order of the steps is chosen for the paper, not the database: a PDF is written and sent to the
 printer *before* its orders are marked printed, so a run that dies in between leaves them
-`claimed` and a later run (after the claim lease) prints them again — twice on paper after a
-crash beats never. The Shoptet status moves come last; an order printed but not moved is
-`unmoved`, and the next run only moves it.
+`claimed` and a later run (after the claim lease, or a retry of the same flow run at once)
+prints them again — twice on paper after a crash beats never. No order leaves "to pick" without
+paper: when the printer refuses a PDF, its orders stay `undelivered` (not moved), the run fails
+naming the file, and the next run sends that same file again before it moves them. The Shoptet
+status moves come last; an order printed but not moved is `unmoved`, and the next run only
+moves it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from backoffice.integrations.shoptet import JSONObject, ShoptetClient, ShoptetEr
 from backoffice.settings import Settings
 from backoffice.warehouse.picking import PickingOrder, fold, group_by_shipping, parse_order, summarize
 from backoffice.warehouse.picking_pdf import ListHeader, render_picking_list
-from backoffice.warehouse.picking_store import Claim, PickingStore
+from backoffice.warehouse.picking_store import ON_PAPER, Claim, PickingStore
 
 LP_TIMEOUT_SECONDS = 60
 
@@ -65,6 +68,12 @@ class PickingResult:
         """No order failed a step and every list reached the printer (when one is set)."""
         return not self.errors and not any(f.printer_error for f in self.files)
 
+    @property
+    def problems(self) -> list[str]:
+        """What went wrong, each unprinted file named by its path (for the failure message)."""
+        unprinted = [f"{f.path} not printed: {f.printer_error}" for f in self.files if f.printer_error]
+        return unprinted + self.errors
+
 
 def slug(text: str) -> str:
     """A file-name-safe ASCII form: `Osobní odběr` → `osobni-odber`."""
@@ -99,6 +108,15 @@ def _fetch(client: ShoptetClient, codes: list[str]) -> dict[str, JSONObject | Sh
     return dict(zip(codes, client.concurrently(one, codes), strict=True))
 
 
+def undelivered_files(claims: list[Claim]) -> dict[Path, list[Claim]]:
+    """The still existing PDFs that an earlier run wrote but could not print, with their claims."""
+    files: dict[Path, list[Claim]] = {}
+    for claim in claims:
+        if (pdf := claim.undelivered_file) and Path(pdf).is_file():
+            files.setdefault(Path(pdf), []).append(claim)
+    return files
+
+
 class PickingRun:
     """The steps of one run, sharing the client, the claims and what happened so far."""
 
@@ -116,11 +134,18 @@ class PickingRun:
         claimed = self.claims.claim(listed, self.batch, self.run_id, now)
         mine = {c.order_code for c in claimed}
         self.result.held_elsewhere = [code for code in listed if code not in mine]
-        orders = self._pickable([c for c in claimed if c.needs_print])
+        undelivered = undelivered_files(claimed)
+        # The same file again, not a new one: the warehouse may hold part of it already.
+        for pdf, waiting in undelivered.items():
+            self._deliver(pdf, waiting[0].shipping or "", tuple(c.order_code for c in waiting))
+        resent = {c.order_code for waiting in undelivered.values() for c in waiting}
+        # An undelivered order whose file is gone is printed afresh like a new one.
+        fresh = [c for c in claimed if c.order_code not in resent and c.previous not in ON_PAPER]
+        orders = self._pickable(fresh)
         for shipping, group in group_by_shipping(orders).items():
             self._print(shipping, group, now)
         for claim in claimed:
-            if not claim.needs_print:
+            if claim.previous in ON_PAPER:
                 self._move(claim.order_code, self.settings.packing_status_id, "done")
         return self.result
 
@@ -155,15 +180,21 @@ class PickingRun:
         path = folder / name
         header = ListHeader(shipping, self.batch, local)
         path.write_bytes(render_picking_list(header, orders, summarize(orders)))
-        printer, error = self.settings.printer, None
+        self._deliver(path, shipping, tuple(o.code for o in orders))
+
+    def _deliver(self, path: Path, shipping: str, codes: tuple[str, ...]) -> None:
+        """Send `path` to the printer (when one is set); move its orders only once it took it."""
+        printer = self.settings.printer
         if printer:
             try:
                 send_to_printer(path, printer, f"Picking {shipping} {self.batch}")
             except PrintFailed as exc:
-                error = str(exc)
-        codes = tuple(o.code for o in orders)
+                # Not on paper: the orders stay "to pick" and the next run sends this file again.
+                self.claims.mark_undelivered(codes, self.run_id, shipping, str(path), str(exc))
+                self.result.files.append(PickingFile(shipping, path, codes, None, str(exc)))
+                return
         self.claims.mark_printed(codes, self.run_id, shipping, str(path))
-        self.result.files.append(PickingFile(shipping, path, codes, printer if not error else None, error))
+        self.result.files.append(PickingFile(shipping, path, codes, printer, None))
         for code in codes:
             self._move(code, self.settings.packing_status_id, "done")
 
@@ -197,7 +228,10 @@ def result_markdown(result: PickingResult, batch: str) -> str:
     for f in result.files:
         where = f"printed on `{f.printed_on}`" if f.printed_on else "kept only (no printer set)"
         if f.printer_error:
-            where = f"**not printed**: {f.printer_error} Print the file by hand."
+            where = (
+                f"**not printed**: {f.printer_error} Its orders stay to pick; "
+                "the next run sends this file again before moving them."
+            )
         lines.append(
             f"- **{f.shipping}**: {len(f.orders)} orders, [{f.path.name}]({f.path.as_uri()}) {where}"
         )

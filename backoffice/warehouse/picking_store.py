@@ -3,8 +3,10 @@
 A run claims the orders it listed. A code nobody holds is inserted (`ON CONFLICT DO NOTHING`: of two
 racing inserts exactly one wins). A held code is taken over by a conditional UPDATE only when its
 holder finished (`done`/`check`/`skipped`: the order came back to "to pick", which the run then
-re-checks on the order itself), is `unmoved` (printed, only the status move is left), or its
-run went silent for longer than the lease (a run that died).
+re-checks on the order itself), is `unmoved` (printed, only the status move is left), is
+`undelivered` (its PDF is written but the printer refused it: the taker sends that file again),
+its run went silent for longer than the lease (a run that died), or it is this very run (a
+retry of the same flow run: Prefect runs one attempt of a flow run at a time).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from backoffice.warehouse.models import PickedOrder
 CLAIM_LEASE = timedelta(minutes=30)
 FINISHED = ("done", "check", "skipped")
 ON_PAPER = ("printed", "unmoved")
+# Written to a PDF that never reached the printer; taken over at once, like `unmoved`.
+UNDELIVERED = "undelivered"
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,18 @@ class Claim:
     order_code: str
     previous: str | None
     times_printed: int
+    shipping: str | None = None
+    pdf_path: str | None = None
 
     @property
     def needs_print(self) -> bool:
-        """False when a dead run printed it already and only the status move is left."""
-        return self.previous not in ON_PAPER
+        """False when it is on paper already (only the move is left) or its PDF awaits sending."""
+        return self.previous not in (*ON_PAPER, UNDELIVERED)
+
+    @property
+    def undelivered_file(self) -> str | None:
+        """The PDF a run wrote for this order but could not print: send this file again."""
+        return self.pdf_path if self.previous == UNDELIVERED else None
 
     @property
     def release_status(self) -> str:
@@ -74,25 +85,34 @@ class PickingStore:
             claims += [Claim(code, None, 0) for code in wanted if code in got]
             held = sorted(code for code in wanted if code not in got)
             rows = conn.execute(
-                select(PickedOrder.order_code, PickedOrder.status, PickedOrder.times_printed)
+                select(
+                    PickedOrder.order_code,
+                    PickedOrder.status,
+                    PickedOrder.times_printed,
+                    PickedOrder.shipping,
+                    PickedOrder.pdf_path,
+                )
                 .where(PickedOrder.order_code.in_(held))
                 .order_by(PickedOrder.order_code)
             ).all()
-            for code, status, printed in rows:
+            for code, status, printed, shipping, pdf_path in rows:
                 if self._take_over(conn, code, status, run_id, batch, now):
-                    claims.append(Claim(code, status, printed))
+                    claims.append(Claim(code, status, printed, shipping, pdf_path))
         order = {code: n for n, code in enumerate(wanted)}
         return sorted(claims, key=lambda c: order[c.order_code])
 
     def _take_over(self, conn: Any, code: str, status: str, run_id: str, batch: str, now: datetime) -> bool:
         # Re-evaluated against the row as it is now (PostgreSQL re-checks the WHERE after waiting
         # for a concurrent writer), so of two runs taking over the same row only one succeeds.
-        # `claimed` / `printed` belong to a run at work (printing, moving) unless the lease ran out.
+        # `claimed` / `printed` belong to a run at work (printing, moving) unless the lease ran out
+        # or that run is this one: a retry of the flow run continues what its attempt began.
         takeable = or_(
-            PickedOrder.status.in_((*FINISHED, "unmoved")),
+            PickedOrder.status.in_((*FINISHED, "unmoved", UNDELIVERED)),
+            PickedOrder.run_id == run_id,
             and_(PickedOrder.status.in_(("claimed", "printed")), PickedOrder.claimed_at < now - self.lease),
         )
-        new_status = "printed" if status in ON_PAPER else "claimed"
+        # An undelivered order stays so until its file reaches the printer (a crash re-sends it).
+        new_status = UNDELIVERED if status == UNDELIVERED else "printed" if status in ON_PAPER else "claimed"
         done = conn.execute(
             update(PickedOrder)
             .where(PickedOrder.order_code == code, PickedOrder.status == status, takeable)
@@ -114,6 +134,14 @@ class PickingStore:
             pdf_path=pdf_path,
             printed_at=datetime.now(UTC),
             times_printed=PickedOrder.times_printed + 1,
+        )
+
+    def mark_undelivered(
+        self, codes: Iterable[str], run_id: str, shipping: str, pdf_path: str, error: str
+    ) -> None:
+        """The orders' PDF is written but the printer refused it: keep them until it is sent."""
+        self._update(
+            list(codes), run_id, status=UNDELIVERED, shipping=shipping, pdf_path=pdf_path, last_error=error
         )
 
     def finish(self, code: str, run_id: str, status: str) -> None:

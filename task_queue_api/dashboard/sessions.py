@@ -1,17 +1,16 @@
-"""Dashboard sessions and CSRF tokens: HMAC-signed, stateless, bound to the key's stored hash.
+"""Dashboard session cookies and CSRF tokens.
 
-The cookie is `<name>.<expiry>.<signature>` with the signature HMAC-SHA256(secret, name, expiry,
-key hash). It carries no secret: the key itself is never stored in the cookie or the page, and
-because the key's stored hash is part of what is signed, revoking the key ends its sessions at
-once. Sign-out deletes the cookie; a stolen cookie stays valid until its expiry or the key's
-revocation (there is no server-side session table to strike it from).
-
-The signing secret is `BACKOFFICE_SESSION_SECRET`, else a random one generated once into
-`.data/session_secret`. Several sidecars behind one address must share it (set the variable).
+The session cookie is a random token naming a row of `dashboard_sessions` (see
+`backoffice.queue.sessions`): it carries no secret of the key, sign-out deletes the row (a
+copied cookie stops working), and revoking the key deletes its rows. Its Secure flag follows the
+request's scheme, which is https behind a TLS-terminating proxy listed in
+`BACKOFFICE_TRUSTED_PROXIES` (that proxy's X-Forwarded-Proto is believed, nobody else's).
 
 CSRF: every state-changing request carries `csrf_token`, an HMAC of the session cookie, in the
 form (or the `x-csrf-token` header). The sign-in form has its own token bound to a random
 pre-session cookie, so a foreign page cannot sign a browser in under another key either.
+The HMAC secret is `BACKOFFICE_SESSION_SECRET`, else a random one generated once into
+`.data/session_secret`. Several sidecars behind one address must share it (set the variable).
 """
 
 from __future__ import annotations
@@ -59,20 +58,16 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 @dataclass(frozen=True)
 class Session:
-    """A verified session: the signed-in key's principal and the raw cookie value."""
+    """A live session: the signed-in key's principal and the raw cookie value (its token)."""
 
     principal: Principal
     cookie: str
 
 
 class SessionSigner:
-    """Issues and verifies session cookies and CSRF tokens with one secret."""
+    """Issues and checks CSRF tokens with one secret."""
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
@@ -80,33 +75,6 @@ class SessionSigner:
     def _mac(self, *parts: str) -> str:
         message = "\x1f".join(parts).encode()
         return _b64(hmac.new(self._secret, message, hashlib.sha256).digest())
-
-    def issue(self, name: str, key_hash: str, now: float | None = None) -> str:
-        """A cookie value for key `name` (stored hash `key_hash`), valid for SESSION_SECONDS."""
-        expires = str(int((now or time.time()) + SESSION_SECONDS))
-        encoded = _b64(name.encode())
-        return f"{encoded}.{expires}.{self._mac('session', name, expires, key_hash)}"
-
-    @staticmethod
-    def name_of(cookie: str) -> str | None:
-        """The key name a cookie claims (unverified), or None when it is malformed."""
-        parts = cookie.split(".")
-        if len(parts) != 3:
-            return None
-        try:
-            return _unb64(parts[0]).decode()
-        except (ValueError, UnicodeDecodeError):
-            return None
-
-    def verify(self, cookie: str, key_hash: str, now: float | None = None) -> bool:
-        """True when `cookie` is ours, unexpired, and signed over this key hash."""
-        name = self.name_of(cookie)
-        if name is None:
-            return False
-        _, expires, signature = cookie.split(".")
-        if not expires.isdigit() or int(expires) < (now or time.time()):
-            return False
-        return hmac.compare_digest(signature, self._mac("session", name, expires, key_hash))
 
     def csrf_token(self, cookie: str) -> str:
         """The CSRF token of a session (or of a sign-in nonce)."""
@@ -116,4 +84,5 @@ class SessionSigner:
         """True when `token` is the CSRF token of `cookie`."""
         if not cookie or not token:
             return False
-        return hmac.compare_digest(token, self.csrf_token(cookie))
+        # As bytes: compare_digest refuses str with non-ASCII characters (a 500 on a junk token).
+        return hmac.compare_digest(token.encode(), self.csrf_token(cookie).encode())

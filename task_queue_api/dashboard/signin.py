@@ -1,4 +1,8 @@
-"""Sign-in with a function key (operator or admin) and sign-out."""
+"""Sign-in with a function key (operator or admin) and sign-out.
+
+Wrong keys count against the client address like the API's (`task_queue_api.throttle`); sign-out
+deletes the session on the server, not just the cookie.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from backoffice.errors import TooManyAttempts
 from backoffice.principals import Principal
 from backoffice.queue.keys import hash_key
 from task_queue_api.dashboard.auth import CSRF_FIELD, CheckedSessionDep, SignerDep
 from task_queue_api.dashboard.sessions import SESSION_COOKIE, SESSION_SECONDS, SIGNIN_COOKIE
 from task_queue_api.dashboard.views import render
 from task_queue_api.deps import ContextDep
+from task_queue_api.throttle import client_address, get_throttle
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,8 +66,17 @@ def signin(
     nonce = request.cookies.get(SIGNIN_COOKIE)
     if not signer.check_csrf("signin:" + nonce if nonce else None, csrf_token):
         return _signin_page(request, signer, 403, "The sign-in form expired; enter the key again.")
+    throttle, address = get_throttle(request), client_address(request)
+    try:
+        throttle.check(address)
+    except TooManyAttempts as exc:
+        page = _signin_page(request, signer, 429, exc.message)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     principal: Principal | None = ctx.keys.authenticate(key) if key else None
     if principal is None:
+        if key:
+            throttle.failed(address)
         return _signin_page(request, signer, 401, "The function key is unknown or revoked.")
     if principal.role == "consumer":
         return _signin_page(
@@ -70,7 +85,7 @@ def signin(
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        signer.issue(principal.name, hash_key(key)),
+        ctx.keys.sessions.start(principal.name, hash_key(key), SESSION_SECONDS),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -81,8 +96,11 @@ def signin(
 
 
 @router.post("/signout")
-def signout(_: CheckedSessionDep) -> Response:
-    """Forget the session cookie."""
+def signout(request: Request, ctx: ContextDep, session: CheckedSessionDep) -> Response:
+    """End the session on the server (a copy of the cookie stops working too) and drop the cookie."""
+    ctx.keys.sessions.end(session.cookie)
     response = RedirectResponse("/signin", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+    response.delete_cookie(
+        SESSION_COOKIE, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return response

@@ -10,13 +10,15 @@ from task_queue_api.deps import ContextDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="healthz")
 def healthz() -> dict[str, str]:
     """The process is up (says nothing about the database)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Database unreachable or not migrated"}})
+@router.get(
+    "/readyz", responses={503: {"description": "Database unreachable or not migrated"}}, operation_id="readyz"
+)
 def readyz(ctx: ContextDep) -> JSONResponse:
     """Ready to serve: the database answers and its schema is the newest migration."""
     problem = ctx.schema_problem()

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from backoffice.jobs.status import JobStatus
 from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
+from task_queue_api.schemas.base import no_nul_in_url
 from task_queue_api.schemas.errors import error_responses
 from task_queue_api.schemas.jobs import JobEnabledUpdate, JobList, JobPublic, JobRunCreate, JobRunPublic
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(no_nul_in_url)])
 
 RESPONSES = error_responses(r404="No such job", r503="Prefect cannot be reached (prefect_unavailable)")
 WRITE_RESPONSES = error_responses(
@@ -30,20 +31,22 @@ def _public(status: JobStatus) -> JobPublic:
     return JobPublic.model_validate(asdict(status))
 
 
-@router.get("", response_model=JobList, responses=RESPONSES)
+@router.get("", response_model=JobList, responses=RESPONSES, operation_id="list_jobs")
 async def list_jobs(ctx: ContextDep, _: PrincipalDep) -> JobList:
     """Every job with its cron and timezone, Enabled flag, next run, last run (state, start, end,
     duration), whether it runs now, and a health word: `ok`, `failed`, `late` or `disabled`."""
     return JobList(items=[_public(s) for s in await ctx.jobs.list()])
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=RESPONSES)
+@router.get("/{job_id}", response_model=JobPublic, responses=RESPONSES, operation_id="get_job")
 async def get_job(job_id: str, ctx: ContextDep, _: PrincipalDep) -> JobPublic:
     """One job, as in the list."""
     return _public(await ctx.jobs.status(job_id))
 
 
-@router.put("/{job_id}/enabled", response_model=JobPublic, responses=WRITE_RESPONSES)
+@router.put(
+    "/{job_id}/enabled", response_model=JobPublic, responses=WRITE_RESPONSES, operation_id="set_job_enabled"
+)
 async def set_job_enabled(
     job_id: str, body: JobEnabledUpdate, ctx: ContextDep, operator: OperatorDep
 ) -> JobPublic:
@@ -53,7 +56,13 @@ async def set_job_enabled(
     return _public(await ctx.jobs.set_enabled(job_id, body.enabled, operator.name))
 
 
-@router.post("/{job_id}/run", status_code=201, response_model=JobRunPublic, responses=WRITE_RESPONSES)
+@router.post(
+    "/{job_id}/run",
+    status_code=201,
+    response_model=JobRunPublic,
+    responses=WRITE_RESPONSES,
+    operation_id="run_job",
+)
 async def run_job(
     job_id: str, ctx: ContextDep, operator: OperatorDep, body: JobRunCreate | None = None
 ) -> JobRunPublic:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from backoffice.errors import ValidationFailed
 from backoffice.principals import Principal
@@ -14,6 +13,7 @@ from backoffice.queue.queries import TaskFilter
 from backoffice.queue.records import TaskRecord
 from task_queue_api.context import AppContext
 from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
+from task_queue_api.schemas.base import UTCInstant, no_nul_in_url
 from task_queue_api.schemas.errors import error_responses
 from task_queue_api.schemas.tasks import (
     CompleteBatch,
@@ -37,13 +37,13 @@ from task_queue_api.schemas.tasks import (
     TaskUpdate,
 )
 
-router = APIRouter(prefix="/api", tags=["tasks"])
+router = APIRouter(prefix="/api", tags=["tasks"], dependencies=[Depends(no_nul_in_url)])
 
 ERRORS = error_responses(
     r401="Missing, unknown or revoked key",
     r403="Wrong role or task type",
     r404="No such task",
-    r409="already_completed, lock_lost, task_locked, task_completed or not_retryable",
+    r409="already_completed, lock_lost, task_locked, task_completed, not_retryable or idempotency_conflict",
     r413="data or result over the size limit",
     r422="Invalid request",
     r503="Database unavailable",
@@ -63,7 +63,7 @@ def _check_lease(ctx: AppContext, lease_seconds: int | None) -> None:
         raise ValidationFailed(f"lease_seconds may be at most {limit}.")
 
 
-@router.post("/tasks/lock", response_model=LockResponse, responses=ERRORS)
+@router.post("/tasks/lock", response_model=LockResponse, responses=ERRORS, operation_id="lock_tasks")
 def lock_tasks(body: LockRequest, ctx: ContextDep, principal: PrincipalDep) -> LockResponse:
     """Get and lock the next tasks of a type (priority, then not_before/creation, then id).
 
@@ -78,7 +78,9 @@ def lock_tasks(body: LockRequest, ctx: ContextDep, principal: PrincipalDep) -> L
     return LockResponse(items=[LockedTaskPublic.of(t) for t in tasks])
 
 
-@router.post("/tasks/complete", response_model=CompleteBatchResponse, responses=ERRORS)
+@router.post(
+    "/tasks/complete", response_model=CompleteBatchResponse, responses=ERRORS, operation_id="complete_batch"
+)
 def complete_batch(body: CompleteBatch, ctx: ContextDep, principal: PrincipalDep) -> CompleteBatchResponse:
     """Complete several held tasks at once; each item is judged on its own (`ok` or `error`)."""
     items = [(i.id, i.lock_token, i.result) for i in body.items]
@@ -97,22 +99,26 @@ def complete_batch(body: CompleteBatch, ctx: ContextDep, principal: PrincipalDep
     return CompleteBatchResponse(results=results)
 
 
-@router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses=ERRORS)
+@router.post(
+    "/tasks/{task_id}/complete", response_model=TaskPublic, responses=ERRORS, operation_id="complete_task"
+)
 def complete_task(
     task_id: uuid.UUID, body: CompleteRequest, ctx: ContextDep, principal: PrincipalDep
 ) -> TaskPublic:
     """Complete a held task with its result.
 
-    409 `already_completed` says who completed it and when; 409 `lock_lost` means another
-    worker owns the task now. A holder whose lock ran out may still complete as long as
-    nobody re-locked the task.
+    409 `already_completed` says who completed it and when; 409 `lock_lost` means the token
+    is no longer the task's (it says who holds the task now, or that nobody does): drop the
+    work. A holder whose lock ran out may still complete as long as nobody re-locked the task,
+    also on its last attempt, when the task is dead-lettered (`failed`) until an operator
+    retries or deletes it.
     """
     # The store checks a consumer's task types inside the completing transaction.
     task = ctx.tasks.complete(task_id, body.lock_token, body.result, principal.name, principal.task_types)
     return TaskPublic.of(task)
 
 
-@router.post("/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS)
+@router.post("/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS, operation_id="fail_task")
 def fail_task(task_id: uuid.UUID, body: FailRequest, ctx: ContextDep, principal: PrincipalDep) -> TaskPublic:
     """Give a held task back with an error: pending again after an exponential backoff, or
     `failed` (dead letter) when `retry` is false or its attempts are used up."""
@@ -120,7 +126,9 @@ def fail_task(task_id: uuid.UUID, body: FailRequest, ctx: ContextDep, principal:
     return TaskPublic.of(ctx.tasks.fail(task_id, body.lock_token, body.error, body.retry, principal.name))
 
 
-@router.post("/tasks/{task_id}/extend", response_model=TaskPublic, responses=ERRORS)
+@router.post(
+    "/tasks/{task_id}/extend", response_model=TaskPublic, responses=ERRORS, operation_id="extend_lock"
+)
 def extend_lock(
     task_id: uuid.UUID, body: ExtendRequest, ctx: ContextDep, principal: PrincipalDep
 ) -> TaskPublic:
@@ -130,10 +138,13 @@ def extend_lock(
     return TaskPublic.of(ctx.tasks.extend(task_id, body.lock_token, body.lease_seconds, principal.name))
 
 
-@router.post("/tasks", status_code=201, response_model=TaskPublic, responses=ERRORS)
+@router.post(
+    "/tasks", status_code=201, response_model=TaskPublic, responses=ERRORS, operation_id="create_task"
+)
 def create_task(body: TaskCreate, response: Response, ctx: ContextDep, operator: OperatorDep) -> TaskPublic:
-    """Create a task (201). A repeated `idempotency_key` for the same type answers 200 with the
-    existing task and creates nothing."""
+    """Create a task (201). A repeated `idempotency_key` for the same type with JSON-equal `data`
+    answers 200 with the existing task and creates nothing; with other `data` it is 409
+    `idempotency_conflict`, naming the existing task (`task_id`)."""
     task, created = ctx.tasks.create(
         operator.name,
         body.task_type,
@@ -148,16 +159,16 @@ def create_task(body: TaskCreate, response: Response, ctx: ContextDep, operator:
     return TaskPublic.of(task)
 
 
-@router.get("/tasks", response_model=TaskList, responses=ERRORS)
+@router.get("/tasks", response_model=TaskList, responses=ERRORS, operation_id="list_tasks")
 def list_tasks(
     ctx: ContextDep,
     principal: PrincipalDep,
     task_type: TaskType | None = None,
     status: Status | None = None,
-    created_from: AwareDatetime | None = None,
-    created_to: AwareDatetime | None = None,
-    completed_from: AwareDatetime | None = None,
-    completed_to: AwareDatetime | None = None,
+    created_from: UTCInstant | None = None,
+    created_to: UTCInstant | None = None,
+    completed_from: UTCInstant | None = None,
+    completed_to: UTCInstant | None = None,
     created_by: Annotated[str | None, Query(max_length=128)] = None,
     completed_by: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -182,17 +193,13 @@ def list_tasks(
     return TaskList(items=[TaskPublic.of(t) for t in items], next_cursor=next_cursor)
 
 
-@router.get("/tasks/{task_id}", response_model=TaskPublic, responses=ERRORS)
+@router.get("/tasks/{task_id}", response_model=TaskPublic, responses=ERRORS, operation_id="get_task")
 def get_task(task_id: uuid.UUID, ctx: ContextDep, principal: PrincipalDep) -> TaskPublic:
     """One task."""
     return TaskPublic.of(_visible_task(ctx, principal, task_id))
 
 
-@router.patch(
-    "/tasks/{task_id}",
-    response_model=TaskPublic,
-    responses=ERRORS_412,
-)
+@router.patch("/tasks/{task_id}", response_model=TaskPublic, responses=ERRORS_412, operation_id="update_task")
 def update_task(
     task_id: uuid.UUID,
     body: TaskUpdate,
@@ -218,20 +225,24 @@ def update_task(
     return TaskPublic.of(ctx.tasks.update(task_id, operator.name, changes, version))
 
 
-@router.delete("/tasks/{task_id}", status_code=204, response_class=Response, responses=ERRORS)
+@router.delete(
+    "/tasks/{task_id}", status_code=204, response_class=Response, responses=ERRORS, operation_id="delete_task"
+)
 def delete_task(task_id: uuid.UUID, ctx: ContextDep, operator: OperatorDep) -> Response:
     """Delete a task (its audit events stay). 409 `task_locked` while a worker holds it."""
     ctx.tasks.delete(task_id, operator.name)
     return Response(status_code=204)
 
 
-@router.post("/tasks/{task_id}/retry", response_model=TaskPublic, responses=ERRORS)
+@router.post("/tasks/{task_id}/retry", response_model=TaskPublic, responses=ERRORS, operation_id="retry_task")
 def retry_task(task_id: uuid.UUID, ctx: ContextDep, operator: OperatorDep) -> TaskPublic:
     """Put a failed or expired task back to pending with its attempts reset (409 otherwise)."""
     return TaskPublic.of(ctx.tasks.retry(task_id, operator.name))
 
 
-@router.get("/tasks/{task_id}/events", response_model=TaskEventList, responses=ERRORS)
+@router.get(
+    "/tasks/{task_id}/events", response_model=TaskEventList, responses=ERRORS, operation_id="list_task_events"
+)
 def task_events(task_id: uuid.UUID, ctx: ContextDep, principal: PrincipalDep) -> TaskEventList:
     """A task's audit trail, oldest first; kept after the task is deleted."""
     if principal.task_types is not None:
@@ -245,7 +256,7 @@ def task_events(task_id: uuid.UUID, ctx: ContextDep, principal: PrincipalDep) ->
     return TaskEventList(items=[TaskEventPublic.of(e) for e in events])
 
 
-@router.get("/task-types", response_model=TaskTypeList, responses=ERRORS)
+@router.get("/task-types", response_model=TaskTypeList, responses=ERRORS, operation_id="list_task_types")
 def task_types(ctx: ContextDep, principal: PrincipalDep) -> TaskTypeList:
     """Per task type: counts by status and when the oldest pending task was created."""
     return TaskTypeList(items=[TaskTypeStats.of(s) for s in ctx.tasks.type_stats(principal.task_types)])

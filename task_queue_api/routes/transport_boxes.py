@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from backoffice.warehouse.box_store import Box, TransportBoxStore
 from task_queue_api.deps import ContextDep, OperatorDep
+from task_queue_api.schemas.base import no_nul_in_url
 from task_queue_api.schemas.transport_boxes import (
     BOX_CODE_PATTERN,
     BoxState,
@@ -18,7 +19,9 @@ from task_queue_api.schemas.transport_boxes import (
     TransportBoxStateUpdate,
 )
 
-router = APIRouter(prefix="/api/transport-boxes", tags=["transport-boxes"])
+router = APIRouter(
+    prefix="/api/transport-boxes", tags=["transport-boxes"], dependencies=[Depends(no_nul_in_url)]
+)
 
 BoxCodePath = Annotated[str, Path(max_length=64, pattern=BOX_CODE_PATTERN, description="The box's code")]
 
@@ -35,7 +38,7 @@ def _public(box: Box) -> TransportBoxPublic:
     return TransportBoxPublic.model_validate(asdict(box))
 
 
-@router.post("", status_code=201, response_model=TransportBoxPublic)
+@router.post("", status_code=201, response_model=TransportBoxPublic, operation_id="create_box")
 def create_box(
     body: TransportBoxCreate, store: StoreDep, operator: OperatorDep, response: Response
 ) -> TransportBoxPublic:
@@ -47,7 +50,7 @@ def create_box(
     return _public(box)
 
 
-@router.get("", response_model=TransportBoxList)
+@router.get("", response_model=TransportBoxList, operation_id="list_boxes")
 def list_boxes(
     store: StoreDep,
     _: OperatorDep,
@@ -58,13 +61,13 @@ def list_boxes(
     return TransportBoxList(items=[_public(b) for b in store.list(state, limit)])
 
 
-@router.get("/{code}", response_model=TransportBoxPublic)
+@router.get("/{code}", response_model=TransportBoxPublic, operation_id="get_box")
 def get_box(code: BoxCodePath, store: StoreDep, _: OperatorDep) -> TransportBoxPublic:
     """One box with each item's movement state (`pending`, `sent`, `stocked`, `unknown`)."""
     return _public(store.get(code))
 
 
-@router.put("/{code}/state", response_model=TransportBoxPublic)
+@router.put("/{code}/state", response_model=TransportBoxPublic, operation_id="change_box_state")
 def change_state(
     code: BoxCodePath, body: TransportBoxStateUpdate, store: StoreDep, operator: OperatorDep
 ) -> TransportBoxPublic:

@@ -6,13 +6,11 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool
+
+from task_queue_api.schemas.base import RequestBody
 
 Health = Literal["ok", "failed", "late", "disabled"]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LastRunPublic(BaseModel):
@@ -51,13 +49,13 @@ class JobList(BaseModel):
     items: list[JobPublic]
 
 
-class JobEnabledUpdate(_Body):
+class JobEnabledUpdate(RequestBody):
     """Enable or disable a job."""
 
     enabled: StrictBool
 
 
-class JobRunCreate(_Body):
+class JobRunCreate(RequestBody):
     """Overrides for a run started now; all optional."""
 
     day: date | None = Field(default=None, description="Business day for jobs that take one (YYYY-MM-DD)")

@@ -5,18 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from backoffice.principals import Role
+from task_queue_api.schemas.base import RequestBody
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")]
 TaskTypeName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestBody):
     """A new function key. Consumers must name the task types they may touch."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Name
     role: Role

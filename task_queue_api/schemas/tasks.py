@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from backoffice.queue.records import TaskEventRecord, TaskRecord, TypeStats
+from task_queue_api.schemas.base import RequestBody, UTCInstant
 
 TaskType = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
 Status = Literal["pending", "locked", "expired", "completed", "failed"]
@@ -16,27 +17,23 @@ Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 MaxAttempts = Annotated[int, Field(ge=1, le=1000)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TaskCreate(_Body):
+class TaskCreate(RequestBody):
     """A new task. A repeated `idempotency_key` of the same type returns the existing task."""
 
     task_type: TaskType
     data: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = 0
-    not_before: AwareDatetime | None = None
+    not_before: UTCInstant | None = None
     max_attempts: MaxAttempts = 5
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
-class TaskUpdate(_Body):
+class TaskUpdate(RequestBody):
     """Fields an operator may change on a task nobody holds."""
 
     data: dict[str, Any] | None = None
     priority: Priority | None = None
-    not_before: AwareDatetime | None = None
+    not_before: UTCInstant | None = None
     max_attempts: MaxAttempts | None = None
 
 
@@ -82,7 +79,7 @@ class LockedTaskPublic(TaskPublic):
         return cls.model_validate(task, from_attributes=True)
 
 
-class LockRequest(_Body):
+class LockRequest(RequestBody):
     """Lock up to `limit` tasks of a type."""
 
     task_type: TaskType
@@ -99,7 +96,7 @@ class LockResponse(BaseModel):
     items: list[LockedTaskPublic]
 
 
-class CompleteRequest(_Body):
+class CompleteRequest(RequestBody):
     """Complete a task held with `lock_token`."""
 
     lock_token: uuid.UUID
@@ -112,7 +109,7 @@ class CompleteItem(CompleteRequest):
     id: uuid.UUID
 
 
-class CompleteBatch(_Body):
+class CompleteBatch(RequestBody):
     """Several completions, each judged on its own."""
 
     items: Annotated[list[CompleteItem], Field(min_length=1, max_length=500)]
@@ -132,7 +129,7 @@ class CompleteBatchResponse(BaseModel):
     results: list[CompleteOutcome]
 
 
-class FailRequest(_Body):
+class FailRequest(RequestBody):
     """Give a held task back with an error; `retry` false sends it to the dead letter."""
 
     lock_token: uuid.UUID
@@ -140,7 +137,7 @@ class FailRequest(_Body):
     retry: bool = True
 
 
-class ExtendRequest(_Body):
+class ExtendRequest(RequestBody):
     """Keep a held lock alive."""
 
     lock_token: uuid.UUID

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from task_queue_api.schemas.base import RequestBody
 
 BoxState = Literal["New", "Opened", "InTransit", "Received", "InSwap", "Stocked", "Closed", "Error"]
 CreateState = Literal["New", "Opened", "InTransit", "Received", "InSwap"]
@@ -23,29 +25,23 @@ ProductCode = Annotated[
 ]
 
 
-class TransportBoxItemCreate(BaseModel):
+class TransportBoxItemCreate(RequestBody):
     """A product line: Shoptet product code and the number of pieces in the box."""
-
-    model_config = ConfigDict(extra="forbid")
 
     product_code: ProductCode
     amount: int = Field(gt=0, le=1_000_000, strict=True)
 
 
-class TransportBoxCreate(BaseModel):
+class TransportBoxCreate(RequestBody):
     """A new box. Create it `Received` (with its items) to have Finish_Transport stock it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     code: BoxCode
     state: CreateState = "New"
     items: list[TransportBoxItemCreate] = Field(default_factory=list, max_length=1000)
 
 
-class TransportBoxStateUpdate(BaseModel):
+class TransportBoxStateUpdate(RequestBody):
     """Move a box. From `Error` to `Received`, say what happened to movements of unknown outcome."""
-
-    model_config = ConfigDict(extra="forbid")
 
     state: BoxState
     version: int | None = Field(

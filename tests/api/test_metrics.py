@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import Engine
 from backoffice.settings import Settings
 from tests.deployed import deployed_catalog, in_step
 from tests.deployments.conftest import delete_runs_of, deployment, prefect
-from tests.helpers import ADMIN, app_client, auth
+from tests.helpers import ADMIN, app_client, auth, statements_on
 from tests.servers import free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -226,3 +227,23 @@ def test_scrape_answers_when_prefect_is_down(settings: Settings) -> None:
     assert value(samples, "backoffice_prefect_up") == 0
     assert value(samples, "backoffice_database_up") == 1
     assert not [name for name, _ in samples if name.startswith("backoffice_job_")]
+
+
+def test_made_up_methods_share_one_method_label(client: TestClient) -> None:
+    for method in ("FOO", "BAR", "PROPFIND"):
+        assert client.request(method, "/healthz").status_code == 405
+    samples = scrape(client)
+    methods = {dict(labels).get("method") for _, labels in samples} - {None}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    count = "backoffice_http_request_duration_seconds_count"
+    assert value(samples, count, method="other", route="/healthz", status="405") == 3
+
+
+def test_scrapes_in_a_row_read_the_task_counts_once(client: TestClient) -> None:
+    post(client, "/api/tasks", {"task_type": "EshopExport", "data": {}}, ADMIN)
+    with statements_on(client.app.state.ctx.engine) as statements:  # type: ignore[attr-defined]
+        first, second = scrape(client), scrape(client)
+    # The per-type GROUP BY over the whole tasks table ran for the first scrape only.
+    assert sum(bool(re.search(r"FROM tasks\b.*GROUP BY", s, re.S)) for s in statements) == 1
+    for samples in (first, second):
+        assert value(samples, "backoffice_tasks", task_type="EshopExport", status="pending") == 1

@@ -8,6 +8,9 @@ checks. The app runs in-process over ASGI with its lifespan started by schemathe
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -123,6 +126,50 @@ def test_no_server_errors(api_schema: Any, dialect: str, prefect_server: None) -
     assert seen[("GET /api/tasks/{task_id}", 200)] > 0
     assert seen[("POST /api/tasks", 201)] > 0
     assert {label for label, _ in seen} == {op.label for op in operations}
+
+
+def _cursor(stamp: str) -> str:
+    raw = f"{stamp}|{uuid.UUID(int=1)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A body as the bytes Python's json.dumps writes: NUL as \\u0000, and NaN/Infinity, which
+    HTTP clients refuse to send (schemathesis passes bytes through untouched)."""
+    return {"body": json.dumps(value).encode(), "media_type": "application/json"}
+
+
+# Requests that PostgreSQL answered with a 500 or a dropped connection: crafted cursors, NUL
+# (U+0000) in parameters and JSON, NaN/Infinity (not JSON, but Python's parser takes them).
+HOSTILE_EXAMPLES: list[tuple[str, str, dict[str, Any]]] = [
+    ("GET", "/api/tasks", {"query": {"cursor": _cursor("2024-05-01T10:00:00")}}),
+    ("GET", "/api/tasks", {"query": {"cursor": _cursor("0001-01-01T00:00:00+14:00")}}),
+    ("GET", "/api/tasks", {"query": {"created_from": "0001-01-01T00:00:00+14:00"}}),
+    ("GET", "/api/tasks", {"query": {"created_by": "a\x00b"}}),
+    ("GET", "/api/tasks", {"query": {"completed_by": "\x00"}}),
+    ("DELETE", "/api/keys/{name}", {"path_parameters": {"name": "a\x00b"}}),
+    ("GET", "/api/jobs/{job_id}", {"path_parameters": {"job_id": "a\x00b"}}),
+    ("POST", "/api/tasks", _json({"task_type": "EshopExport", "data": {"note": "a\x00b"}})),
+    ("POST", "/api/tasks", _json({"task_type": "EshopExport", "data": {"a\x00": 1}})),
+    ("POST", "/api/tasks", _json({"task_type": "EshopExport", "idempotency_key": "k\x00"})),
+    ("POST", "/api/tasks", _json({"task_type": "EshopExport", "data": {"x": float("nan")}})),
+    ("POST", "/api/tasks", _json({"task_type": "EshopExport", "data": {"x": [float("inf")]}})),
+    ("POST", "/api/tasks", _json({"task_type": "EshopExport", "not_before": "0001-01-01T00:00:00+01:00"})),
+    ("POST", "/api/tasks/lock", _json({"task_type": "EshopExport", "wait_seconds": float("nan")})),
+    ("POST", "/api/keys", _json({"name": "a\x00", "role": "admin"})),
+]
+
+
+def test_hostile_examples_are_client_errors(api_schema: Any) -> None:
+    """The explicit examples above, sent by schemathesis: each a 4xx `{error, message}`, never a
+    5xx, on both databases."""
+    answers = []
+    for method, path, parts in HOSTILE_EXAMPLES:
+        case = api_schema[path][method].Case(**parts)
+        response = case.call_and_validate(headers=ADMIN, checks=[not_a_server_error])
+        body = response.json()
+        answers.append((method, path, response.status_code, sorted(body)))
+    assert answers == [(m, p, 422, ["error", "message"]) for m, p, _ in HOSTILE_EXAMPLES]
 
 
 @pytest.mark.parametrize("field", ["priority", "max_attempts"])

@@ -49,7 +49,7 @@ def test_create_returns_201_with_location_and_audit_fields(
 def test_repeated_idempotency_key_returns_existing_task(client: TestClient) -> None:
     first = create(client, data={"n": 1}, idempotency_key="order-42")
     again = client.post(
-        "/api/tasks", json={"task_type": TYPE, "data": {"n": 2}, "idempotency_key": "order-42"}, headers=ADMIN
+        "/api/tasks", json={"task_type": TYPE, "data": {"n": 1}, "idempotency_key": "order-42"}, headers=ADMIN
     )
     assert again.status_code == 200
     assert again.json()["id"] == first["id"] and again.json()["data"] == {"n": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -16,6 +17,10 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from backoffice.jobs.catalog import Catalog, load_catalog
 from backoffice.jobs.control import JobControl
@@ -24,6 +29,7 @@ from backoffice.jobs.prefect_api import read_deployments
 from backoffice.jobs.sync import observed_variable, reconcile
 from backoffice.settings import Settings
 from tests.helpers import ADMIN, app_client, auth
+from tests.servers import serve
 
 
 def deploy_all() -> None:
@@ -124,3 +130,33 @@ def delete_runs_of(job_ids: Iterable[str]) -> None:
             await client.delete_flow_run(run.id)
 
     prefect(_delete)
+
+
+class Receiver:
+    """A local webhook receiver that keeps every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+
+    async def _hook(self, request: Request) -> Response:
+        self.bodies.append(await request.json())
+        return Response(status_code=204)
+
+    def wait_for(self, flow_run_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """The first body about `flow_run_id` (Prefect's automations fire within seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for body in self.bodies:
+                if body.get("flow_run_id") == flow_run_id:
+                    return body
+            time.sleep(0.2)
+        raise AssertionError(f"no alert for flow run {flow_run_id}; got {self.bodies}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    """The receiver, served on loopback, and its URL."""
+    hook = Receiver()
+    with serve(hook.app) as url:
+        yield hook, f"{url}/hook"

@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from prefect.flow_engine import run_flow
-from prefect.states import Cancelled, Running
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from backoffice.jobs.alerts import AUTOMATION_NAME, ensure_alert_automation
 from backoffice.jobs.control import JobControl
-from backoffice.jobs.timeouts import TIMED_OUT, enforce_timeouts
 from backoffice.settings import Settings
 from flows.import_shoptet_invoices import import_shoptet_invoices
-from tests.deployments.conftest import deployment, prefect
-from tests.servers import serve
+from tests.deployments.conftest import Receiver, deployment, prefect
 
 pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("deployments")]
-
-
-class Receiver:
-    """A local webhook receiver that keeps every JSON body posted to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-
-    async def _hook(self, request: Request) -> Response:
-        self.bodies.append(await request.json())
-        return Response(status_code=204)
-
-    def wait_for(self, flow_run_id: str, timeout: float = 120.0) -> dict[str, Any]:
-        """The first body about `flow_run_id` (Prefect's automations fire within seconds)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for body in self.bodies:
-                if body.get("flow_run_id") == flow_run_id:
-                    return body
-            time.sleep(0.2)
-        raise AssertionError(f"no alert for flow run {flow_run_id}; got {self.bodies}")
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    """The receiver, served on loopback, and its URL."""
-    hook = Receiver()
-    with serve(hook.app) as url:
-        yield hook, f"{url}/hook"
 
 
 @pytest.fixture
@@ -96,31 +57,6 @@ def test_a_failing_run_posts_to_the_webhook(
     assert body["job"] == "Import_Shoptet_yesterday_EUR"
     assert (body["flow"], body["state"]) == ("import-shoptet-invoices", "Failed")
     assert "BACKOFFICE_SHOPTET_API_TOKEN" in body["message"]
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_run_past_its_timeout_is_cancelled_as_timed_out_and_alerts(
-    settings: Settings, control: JobControl, receiver: tuple[Receiver, str]
-) -> None:
-    _install(settings, control)
-    job = control.catalog.get("Print_Picking_noon")
-    deployment_id = deployment(job.id).id
-
-    async def scenario(client: Any) -> tuple[list[Any], list[Any], Any]:
-        run = await client.create_flow_run_from_deployment(deployment_id)
-        await client.set_flow_run_state(run.id, Running(), force=True)
-        within = await enforce_timeouts(client, control.catalog, datetime.now(UTC) + timedelta(seconds=30))
-        past = await enforce_timeouts(
-            client, control.catalog, datetime.now(UTC) + timedelta(seconds=job.timeout_seconds + 60)
-        )
-        return within, past, await client.read_flow_run(run.id)
-
-    within, past, run = prefect(scenario)
-    assert within == [] and past == [run.id]
-    assert (run.state.type.value, run.state.name) == ("CANCELLING", TIMED_OUT)
-    body = receiver[0].wait_for(str(run.id))
-    assert (body["job"], body["state"]) == (job.id, TIMED_OUT)
-    prefect(lambda c: c.set_flow_run_state(run.id, Cancelled(), force=True))  # what the worker would do
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

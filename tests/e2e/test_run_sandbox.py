@@ -136,6 +136,9 @@ def test_run_sandbox_runs_every_job_and_ctrl_c_stops_everything(running: Running
     output = running.output()
     assert f"http://127.0.0.1:{running.prefect_port}" in output and f"{running.sidecar}/docs" in output
     assert "backoffice keys create" in output
+    # Commands in a second terminal find this Prefect server through the data folder.
+    url_file = running.data_dir / "prefect-api-url"
+    assert url_file.read_text().strip() == running.prefect_api
 
     jobs = httpx.get(f"{running.sidecar}/api/jobs", headers=ADMIN, timeout=60)
     assert jobs.status_code == 200, jobs.text
@@ -175,6 +178,7 @@ def test_run_sandbox_runs_every_job_and_ctrl_c_stops_everything(running: Running
 
     assert running.stop() == 0, running.output()[-4000:]
     assert "All stopped." in running.output()
+    assert not url_file.exists()
     assert _processes_with(running.marker) == []
     for port in (running.port, running.prefect_port):
         with pytest.raises(httpx.TransportError):

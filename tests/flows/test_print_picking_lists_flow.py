@@ -17,6 +17,7 @@ from backoffice.settings import Settings, get_settings
 from backoffice.warehouse.picking import format_quantity, parse_order, summarize
 from backoffice.warehouse.picking_run import PickingResult
 from flows.print_picking_lists import print_picking_lists
+from tests.fake_lp import BROKEN_PRINTER, install_lp, sent_files
 from tests.servers import serve
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -158,3 +159,74 @@ def test_missing_token_fails_at_once_naming_it(
 
     assert state.is_failed() and "BACKOFFICE_SHOPTET_API_TOKEN" in str(state.message)
     assert fake.state.requests == [] and picking_pdfs(settings) == []
+
+
+def use_printer(monkeypatch: pytest.MonkeyPatch, printer: str) -> None:
+    """Make the next flow run print on `printer`."""
+    monkeypatch.setenv("BACKOFFICE_PRINTER", printer)
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_a_refused_print_fails_naming_the_file_and_the_next_run_sends_it_again(
+    fake: FakeShoptet, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = install_lp(tmp_path, monkeypatch)
+    to_print = {code for code, d in fake.state.orders.items() if not parse_order(d).address_problems}
+    use_printer(monkeypatch, BROKEN_PRINTER)
+
+    state = print_picking_lists("morning", return_state=True)
+
+    assert state.is_failed()
+    files = picking_pdfs(settings)
+    assert files and all(str(path) in str(state.message) for path in files)
+    assert not [code for code, status in fake.state.status_changes if status == 26]
+
+    use_printer(monkeypatch, "sklad")
+    result = print_picking_lists("noon")
+
+    assert isinstance(result, PickingResult) and result.ok
+    assert picking_pdfs(settings) == files  # the same files, none written anew
+    assert sorted(sent_files(log, "sklad")) == [str(path) for path in files]
+    moves = Counter(code for code, status in fake.state.status_changes if status == 26)
+    assert set(moves) == to_print and max(moves.values()) == 1
+
+
+class OnSecondListing:
+    """In front of the fake: calls `then` when the second order listing arrives (a retry's)."""
+
+    def __init__(self, app: Any, then: Any) -> None:
+        self.app, self.then, self.listings = app, then, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/api/orders":
+            self.listings += 1
+            if self.listings == 2:
+                self.then()
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_a_retry_of_a_crashed_run_prints_what_the_crash_left_claimed(
+    fake: FakeShoptet, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    to_print = {code for code, d in fake.state.orders.items() if not parse_order(d).address_problems}
+    # A file where the picking folder belongs: the first attempt dies after claiming the orders.
+    blocker = settings.output_dir / "picking"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder")
+    gate = OnSecondListing(fake.app, then=blocker.unlink)
+
+    with serve(gate) as url:
+        monkeypatch.setenv("BACKOFFICE_SHOPTET_BASE_URL", url)
+        get_settings.cache_clear()
+        retrying = print_picking_lists.with_options(retries=1, retry_delay_seconds=0)
+        state = retrying("morning", return_state=True)
+
+    assert gate.listings == 2  # the first attempt and its retry, one flow run
+    assert state.is_completed()
+    result = state.result()
+    assert isinstance(result, PickingResult) and result.ok and result.held_elsewhere == []
+    assert {code for f in result.files for code in f.orders} == to_print
+    moves = Counter(code for code, status in fake.state.status_changes if status == 26)
+    assert set(moves) == to_print and max(moves.values()) == 1

@@ -18,6 +18,7 @@ from backoffice.settings import Settings
 from backoffice.warehouse.picking import parse_order
 from backoffice.warehouse.picking_run import print_picking_lists, result_markdown
 from backoffice.warehouse.picking_store import CLAIM_LEASE, PickingStore
+from tests.fake_lp import BROKEN_PRINTER, install_lp, sent_files
 from tests.servers import serve
 
 
@@ -185,3 +186,115 @@ def test_lp_gets_each_file_and_a_failing_printer_fails_the_run(
     assert all(
         f.printer_error and "does not exist" in f.printer_error and f.path.is_file() for f in failed.files
     )
+
+
+# --- no order leaves "to pick" without paper ----------------------------------------------------
+
+
+def only_printable(fake: FakeShoptet, count: int) -> list[str]:
+    """Keep `count` orders, each with a complete (billing) address, so every one is printed."""
+    fake.state.orders = dict(list(fake.state.orders.items())[:count])
+    for order in fake.state.orders.values():
+        order["deliveryAddress"] = None
+    return list(fake.state.orders)
+
+
+def test_an_undelivered_order_is_taken_over_at_once_with_its_file(claims: PickingStore) -> None:
+    claims.claim(["A", "B"], "morning", "run-1")
+    claims.mark_undelivered(["A", "B"], "run-1", "PPL", "/tmp/a.pdf", "lp: no such printer")
+    row = claims.get("A")
+    assert row is not None and (row["status"], row["pdf_path"], row["times_printed"]) == (
+        "undelivered",
+        "/tmp/a.pdf",
+        0,
+    )
+
+    taken = claims.claim(["A", "B"], "noon", "run-2")
+
+    assert [(c.order_code, c.undelivered_file, c.shipping, c.needs_print) for c in taken] == [
+        ("A", "/tmp/a.pdf", "PPL", False),
+        ("B", "/tmp/a.pdf", "PPL", False),
+    ]
+    row = claims.get("A")
+    assert row is not None and (row["status"], row["run_id"]) == ("undelivered", "run-2")
+
+
+def test_a_refused_print_moves_nothing_and_the_next_run_sends_the_same_file(
+    fake: FakeShoptet,
+    client: ShoptetClient,
+    claims: PickingStore,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = install_lp(tmp_path, monkeypatch)
+    codes = only_printable(fake, 6)
+    broken = settings.model_copy(update={"printer": BROKEN_PRINTER})
+
+    first = print_picking_lists(client, claims, broken, "morning", "run-1")
+
+    assert not first.ok and first.files and first.moved == []
+    assert fake.state.status_changes == []  # every order is still "to pick"
+    assert sorted(code for f in first.files for code in f.orders) == sorted(codes)
+    for f in first.files:
+        assert f.path.is_file() and f.printer_error and f.printed_on is None
+        assert any(str(f.path) in problem for problem in first.problems)
+        for code in f.orders:
+            row = claims.get(code)
+            assert row is not None and (row["status"], row["pdf_path"]) == ("undelivered", str(f.path))
+    assert "sends this file again" in result_markdown(first, "morning")
+    pdfs = sorted(f.path for f in first.files)
+
+    working = settings.model_copy(update={"printer": "sklad"})
+    second = print_picking_lists(client, claims, working, "noon", "run-2")
+
+    assert second.ok and sorted(second.moved) == sorted(codes)
+    # The same files went to the printer; no new one was written.
+    assert sorted(f.path for f in second.files) == pdfs
+    assert sorted(sent_files(log, "sklad")) == [str(p) for p in pdfs]
+    assert sorted((settings.output_dir / "picking").rglob("*.pdf")) == pdfs
+    assert sorted(fake.state.status_changes) == sorted((code, 26) for code in codes)
+    assert {claims.get(code)["times_printed"] for code in codes} == {1}  # type: ignore[index]
+
+
+def test_an_undelivered_file_that_is_gone_is_printed_afresh(
+    fake: FakeShoptet,
+    client: ShoptetClient,
+    claims: PickingStore,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = install_lp(tmp_path, monkeypatch)
+    codes = only_printable(fake, 3)
+    first = print_picking_lists(
+        client, claims, settings.model_copy(update={"printer": BROKEN_PRINTER}), "morning", "run-1"
+    )
+    for f in first.files:
+        f.path.unlink()  # someone tidied the output folder
+
+    second = print_picking_lists(
+        client, claims, settings.model_copy(update={"printer": "sklad"}), "noon", "run-2"
+    )
+
+    assert second.ok and sorted(second.moved) == sorted(codes)
+    assert sorted(sent_files(log, "sklad")) == sorted(str(f.path) for f in second.files)
+    assert all(f.path.is_file() for f in second.files)
+
+
+def test_a_retry_of_the_same_run_takes_over_its_own_claims(
+    fake: FakeShoptet, client: ShoptetClient, claims: PickingStore, settings: Settings
+) -> None:
+    codes = only_printable(fake, 4)
+    # The first attempt of flow run "run-1" claimed every order, printed the first, then died.
+    claims.claim(codes, "morning", "run-1")
+    claims.mark_printed(codes[:1], "run-1", "PPL", "/tmp/first.pdf")
+    other = print_picking_lists(client, claims, settings, "noon", "run-2")
+    assert other.files == [] and sorted(other.held_elsewhere) == sorted(codes)
+
+    retry = print_picking_lists(client, claims, settings, "morning", "run-1")
+
+    assert retry.ok and retry.held_elsewhere == []
+    assert sorted(code for f in retry.files for code in f.orders) == sorted(codes[1:])
+    assert sorted(retry.moved) == sorted(codes)  # the printed one is only moved
+    assert sorted(fake.state.status_changes) == sorted((code, 26) for code in codes)

@@ -3,6 +3,7 @@
     fake = FakeShoptet(seed=7, days=[date(2024, 5, 6)], invoices_per_day=30)
     with serve(fake.app) as base_url: ...          # tests/servers.py
     fake.fail_next("/api/invoices", 503, times=2)  # the next two matching requests fail
+    gate = fake.hold("/api/invoices/")             # hold them (in flight) until gate.open()
     fake.state.stock_ledger                        # what the code under test changed
 
 It checks the `Shoptet-Private-API-Token` header (missing → 401, unknown → 403), allows 3
@@ -34,6 +35,7 @@ from backoffice.integrations.fakes.shoptet_orders import generate_orders, genera
 from backoffice.integrations.fakes.shoptet_state import (
     BadRequest,
     FakeShoptetState,
+    Gate,
     JSONObject,
     RequestRecord,
     envelope,
@@ -97,6 +99,7 @@ class FakeShoptet:
         self.token = token
         self.latency = latency
         self._faults: list[_Fault] = []
+        self._gates: list[Gate] = []
         self._in_flight: dict[str, int] = {}
         self._index: tuple[int, list[datetime], list[str]] = (-1, [], [])
         self._router = Starlette(
@@ -133,6 +136,12 @@ class FakeShoptet:
         "outcome unknown" case (e.g. a stock movement that did happen).
         """
         self._faults.append(_Fault(path_prefix, method, times, delay=seconds))
+
+    def hold(self, path_prefix: str) -> Gate:
+        """Hold the requests under `path_prefix` (counted in flight) until the gate is opened."""
+        gate = Gate(path_prefix)
+        self._gates.append(gate)
+        return gate
 
     def invoices_between(self, start: datetime, end: datetime) -> list[JSONObject]:
         """The invoice details created in [start, end], as the API would list them."""
@@ -189,6 +198,9 @@ class FakeShoptet:
                 )
                 await response(scope, receive, send)
                 return
+            for gate in self._gates:
+                if gate.matches(path):
+                    await gate.wait()
             fault = next((f for f in self._faults if f.matches(method, path)), None)
             if fault is not None:
                 fault.times -= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +53,46 @@ class FakeShoptetState:
         """How many answered requests match `method`, `path_prefix` and (optionally) `status`."""
         matching = [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
         return sum(1 for r in matching if status is None or r.status == status)
+
+
+class Gate:
+    """Holds the fake's requests under `path_prefix` until `open()` (from any thread).
+
+    A held request counts as in flight, so a test sees how many requests its clients keep open
+    at once without making the fake slow by sleeping.
+    """
+
+    def __init__(self, path_prefix: str) -> None:
+        self.path_prefix = path_prefix
+        self.held = 0
+        self._open = False
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def matches(self, path: str) -> bool:
+        """Whether a request to `path` waits at this gate."""
+        return path.startswith(self.path_prefix)
+
+    async def wait(self) -> None:
+        """Wait (on the server's loop) until the gate is open."""
+        event = asyncio.Event()
+        with self._lock:
+            if self._open:
+                return
+            self._waiting.append((asyncio.get_running_loop(), event))
+            self.held += 1
+        try:
+            await event.wait()
+        finally:
+            with self._lock:
+                self.held -= 1
+
+    def open(self) -> None:
+        """Let every held request and every later one through."""
+        with self._lock:
+            self._open, waiting, self._waiting = True, self._waiting, []
+        for loop, event in waiting:
+            loop.call_soon_threadsafe(event.set)
 
 
 def envelope(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -1,5 +1,7 @@
 -- Complete a batch in one statement. Each item counts only when its token is the task's
 -- current one (fencing): a stale worker never completes a task somebody re-locked.
+-- A `failed` row keeps a token only when the sweep dead-lettered it (its lock ran out on the
+-- last attempt; fail and retry clear the token), so that holder may still complete it.
 WITH items AS (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS uuid[]), CAST(:results AS jsonb[]))
         AS i(id, token, result)
@@ -18,7 +20,7 @@ done AS (
     FROM items
     WHERE t.id = items.id
       AND t.lock_token = items.token
-      AND t.status IN ('locked', 'expired')
+      AND t.status IN ('locked', 'expired', 'failed')
     RETURNING t.id
 ),
 logged AS (
