@@ -36,12 +36,16 @@ class Settings(BaseSettings):
     shoptet_base_url: str = "https://api.myshoptet.com"
     shoptet_api_token: SecretStr | None = None
     shoptet_stock_id: int = 1
+    # Shoptet e-mails the customer on a status change the shop set up to do so; true suppresses it.
+    shoptet_suppress_status_emails: bool = False
     comgate_base_url: str = "https://payments.comgate.cz"
     comgate_merchant: str | None = None
     comgate_secret: SecretStr | None = None
-    # The payout account (Comgate's accountCounterparty) that tells a transfer's currency.
+    # The expected payout account (Comgate's accountCounterparty) per currency: only a cross-check, a
+    # payout's currency is its rows' `Měna`. Domestic number/bank form, as Comgate prints it (a Czech
+    # IBAN compares equal to it).
     comgate_payout_account_czk: str = "2800000000/2010"
-    comgate_payout_account_eur: str = "CZ6520100000002900000000"
+    comgate_payout_account_eur: str = "2900000000/2010"
 
     # --- warehouse -------------------------------------------------------------------------
     output_dir: Path = DATA_DIR / "output"

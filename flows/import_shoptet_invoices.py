@@ -27,7 +27,7 @@ def import_day(currency: str, day: date) -> ImportReport:
 
 @task(name="publish-invoice-report", cache_policy=NONE)
 def publish_report(report: ImportReport) -> None:
-    """A table artifact: invoices imported/updated/unchanged and the day's totals."""
+    """A table artifact: invoices imported/updated/unchanged, the day's totals, and flagged invoices."""
     rows = [
         {"measure": "invoices fetched", "value": str(report.fetched)},
         {"measure": "invoices imported (new)", "value": str(report.imported)},
@@ -36,7 +36,10 @@ def publish_report(report: ImportReport) -> None:
         {"measure": f"total with VAT ({report.currency})", "value": str(report.total_with_vat)},
         {"measure": f"total without VAT ({report.currency})", "value": str(report.total_without_vat)},
         {"measure": f"VAT ({report.currency})", "value": str(report.total_vat)},
+        {"measure": "invoices flagged (null amount or price on a line)", "value": str(len(report.flagged))},
     ]
+    # One row per flagged invoice: stored as Shoptet sent it, for somebody to look at.
+    rows += [{"measure": "flagged invoice", "value": flag} for flag in report.flagged]
     create_table_artifact(
         table=rows,
         key=f"shoptet-invoices-{report.currency.lower()}",
@@ -71,4 +74,8 @@ def import_shoptet_invoices(
         report.updated,
         report.unchanged,
     )
+    if report.flagged:
+        get_run_logger().warning(
+            "Invoices with a null amount or price on a line: %s", "; ".join(report.flagged)
+        )
     return report

@@ -1,11 +1,15 @@
 """Import Comgate payouts of a day as bank statements and match their payments to invoices.
 
-    payouts = fetch_payouts(client, day, "CZK", settings)      # HTTP only
-    result = store_payouts(BankStatementStore(engine), payouts, "CZK", day, now)   # database only
+    fetched = fetch_payouts(client, day, "CZK", settings)      # HTTP only
+    result = store_payouts(BankStatementStore(engine), fetched.payouts, "CZK", day, now)   # database only
 
-A payout belongs to a currency through the payout account it was paid to (the settings'
-`comgate_payout_account_czk` / `_eur`). Re-running a day stores nothing twice: statements are keyed by
-the transfer id; payments still unmatched get another chance to find their invoice.
+A payout's currency is its rows' `Měna`: a transfer carries no currency of its own (sdk-php
+`src/Entity/Transfer.php`) and Comgate prints payout accounts in the domestic `number/bank` form, so
+the configured payout account (`comgate_payout_account_czk` / `_eur`) is only a cross-check, and the
+fallback when no row names a currency. Every transfer of the day gets a `PayoutDecision`; a payout
+that is skipped or looks wrong says so there, and the flow puts the decisions into the run's artifact.
+Re-running a day stores nothing twice: statements are keyed by the transfer id; payments still
+unmatched get another chance to find their invoice.
 """
 
 from __future__ import annotations
@@ -84,14 +88,73 @@ def check_currency(currency: str) -> str:
     return normalized
 
 
-def fetch_payouts(client: ComgateClient, day: date, currency: str, settings: Settings) -> list[Payout]:
-    """The payouts of `day` paid to the payout account of `currency`, each with its rows."""
-    transfers = [
-        t
-        for t in client.transfer_list(day)
-        if currency_of_account(t.account_counterparty, settings) == currency
-    ]
-    return [Payout(t, tuple(client.single_transfer(t.transfer_id))) for t in transfers]
+@dataclass(frozen=True)
+class PayoutDecision:
+    """What an import did with one transfer of the day, and why; a row of the run's artifact."""
+
+    transfer_id: int
+    account: str
+    currency: str | None  # None: the rows name no currency and the account is not configured
+    action: str  # "import", "other currency" (the other run imports it) or "skip"
+    note: str = ""
+
+    def row(self) -> dict[str, str]:
+        """This decision as a row of the run's table artifact."""
+        verdict = {"import": "imported", "other currency": f"left to the {self.currency} run"}
+        value = verdict.get(self.action, "SKIPPED")
+        return {
+            "figure": f"payout {self.transfer_id} to {self.account or '?'}",
+            "value": f"{value}: {self.note}" if self.note else value,
+        }
+
+
+@dataclass(frozen=True)
+class FetchedPayouts:
+    """The payouts of a day in one currency, and a decision for every transfer of that day."""
+
+    payouts: tuple[Payout, ...]
+    decisions: tuple[PayoutDecision, ...]
+
+    @property
+    def skipped(self) -> tuple[PayoutDecision, ...]:
+        """Transfers no run of any currency will import."""
+        return tuple(d for d in self.decisions if d.action == "skip")
+
+
+def decide(payout: Payout, currency: str, settings: Settings) -> PayoutDecision:
+    """Whether `payout` belongs to the `currency` run: by its rows' `Měna`, the account as a cross-check."""
+    transfer = payout.transfer
+    named = sorted({row.currency for row in payout.rows if row.currency})
+    by_account = currency_of_account(transfer.account_counterparty, settings)
+    actual = named[0] if len(named) == 1 else by_account if not named else None
+    notes = []
+    if len(named) > 1:
+        notes.append(f"its rows name several currencies ({', '.join(named)}); book it by hand")
+    elif not named:
+        notes.append(
+            "rows name no currency; taken from the payout account"
+            if by_account
+            else "rows name no currency and the account is none of the configured payout accounts"
+        )
+    elif by_account is None:
+        notes.append(f"account is none of the configured payout accounts (rows say {actual})")
+    elif by_account != actual:
+        notes.append(f"account is the configured {by_account} payout account, but the rows say {actual}")
+    if actual is not None and actual not in CURRENCIES:
+        notes.append(f"currency {actual} has no import; book it by hand")
+    action = "skip" if actual not in CURRENCIES else "import" if actual == currency else "other currency"
+    account = transfer.account_counterparty
+    return PayoutDecision(transfer.transfer_id, account, actual, action, "; ".join(notes))
+
+
+def fetch_payouts(client: ComgateClient, day: date, currency: str, settings: Settings) -> FetchedPayouts:
+    """Every transfer of `day` with its rows; those whose rows are in `currency` are the payouts."""
+    fetched = [Payout(t, tuple(client.single_transfer(t.transfer_id))) for t in client.transfer_list(day)]
+    decisions = tuple(decide(payout, currency, settings) for payout in fetched)
+    return FetchedPayouts(
+        payouts=tuple(p for p, d in zip(fetched, decisions, strict=True) if d.action == "import"),
+        decisions=decisions,
+    )
 
 
 def to_statement(payout: Payout, currency: str) -> NewStatement:

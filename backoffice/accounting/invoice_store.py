@@ -32,13 +32,13 @@ class InvoiceItemRecord:
     code: str | None
     name: str
     variant_name: str | None
-    amount: Decimal
+    amount: Decimal | None  # None (like the prices) where Shoptet sent null, e.g. a discount line
     unit: str | None
     vat_rate: Decimal
-    unit_price_with_vat: Decimal
-    price_with_vat: Decimal
-    price_without_vat: Decimal
-    price_vat: Decimal
+    unit_price_with_vat: Decimal | None
+    price_with_vat: Decimal | None
+    price_without_vat: Decimal | None
+    price_vat: Decimal | None
 
 
 @dataclass(frozen=True)

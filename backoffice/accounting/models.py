@@ -78,13 +78,14 @@ class InvoiceItem(Base):
     code: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(255))
     variant_name: Mapped[str | None] = mapped_column(String(255))
-    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    # Null where Shoptet sends null (discount and coupon lines): its SDK declares these nullable.
+    amount: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     unit: Mapped[str | None] = mapped_column(String(16))
     vat_rate: Mapped[Decimal] = mapped_column(ExactDecimal)
-    unit_price_with_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
-    price_with_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
-    price_without_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
-    price_vat: Mapped[Decimal] = mapped_column(ExactDecimal)
+    unit_price_with_vat: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    price_with_vat: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    price_without_vat: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    price_vat: Mapped[Decimal | None] = mapped_column(ExactDecimal)
 
     invoice: Mapped[Invoice] = relationship(back_populates="items")
 

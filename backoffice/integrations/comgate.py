@@ -11,9 +11,11 @@ the Authorization header, never in a URL or a form body as in v1.0:
 
 `typ` is 1 payment, 2 refund, 3 monthly fee, 4 other fees / chargebacks / manual moves, 5 the
 summary row. The other keys of a row are the column labels of Comgate's statement export ("ID ComGate",
-"ID od klienta", "Variabilní symbol plátce", "Měna", "Potvrzená částka", "Převedená částka",
-"Poplatek celkem", "Datum zaplacení", ...); they are read regardless of case and diacritics, and
-amounts with a decimal point or a decimal comma. Transferred = confirmed - fee on every row.
+"ID od klienta", "Variabilní symbol platby", "Měna", "Potvrzená částka", "Převedená částka",
+"Poplatek celkem", "Datum zaplacení", ...); they are read regardless of case and diacritics, amounts
+with a decimal point or a decimal comma, times as `2023-08-08 01:01:08` or `27.03.2026 09:16`.
+Transferred = confirmed - fee on every row. A transfer carries no currency of its own (sdk-php
+`src/Entity/Transfer.php`): its rows' `Měna` tells it; the payout account is only a cross-check.
 
 Errors come back as an HTTP status with `{"code": <int>, "message": "..."}` (code 0 means OK).
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -59,6 +62,7 @@ __all__ = [
     "TransferRow",
     "comgate_credentials",
     "currency_of_account",
+    "normalize_account",
     "parse_amount",
     "parse_local_datetime",
     "parse_row",
@@ -88,9 +92,23 @@ def comgate_credentials(settings: Settings) -> ComgateCredentials:
     )
 
 
+CZECH_IBAN = re.compile(r"CZ\d{2}(\d{4})(\d{6})(\d{10})")
+DOMESTIC_ACCOUNT = re.compile(r"(?:(\d{1,6})-)?(\d{1,10})/(\d{4})")
+
+
 def normalize_account(account: str) -> str:
-    """An account number compared without spaces, leading zeros of the prefix and case."""
-    return "".join(account.split()).upper().lstrip("0")
+    """An account as `prefix-number/bank` without leading zeros, so a Czech IBAN equals its domestic form.
+
+    Comgate's examples print accounts as `5637796002/5500`; settings may hold either form.
+    """
+    text = "".join(account.split()).upper()
+    if iban := CZECH_IBAN.fullmatch(text):
+        bank, prefix, number = iban.groups()
+    elif domestic := DOMESTIC_ACCOUNT.fullmatch(text):
+        prefix, number, bank = domestic.group(1) or "", domestic.group(2), domestic.group(3)
+    else:
+        return text.lstrip("0")
+    return f"{prefix.lstrip('0')}-{number.lstrip('0')}/{bank}"
 
 
 def currency_of_account(account: str, settings: Settings) -> str | None:
@@ -154,7 +172,8 @@ class ComgateClient:
     def single_transfer(self, transfer_id: int) -> list[TransferRow]:
         """The rows (payments, refunds, fees, summary) of payout `transfer_id`."""
         data = self._get_json(f"/v2.0/singleTransfer/transferId/{transfer_id}.json")
-        return [parse_row(item) for item in _as_list(data, "singleTransfer")]
+        items = _as_list(data, "singleTransfer")
+        return [parse_row(item, f"transfer {transfer_id}, row {n}") for n, item in enumerate(items, 1)]
 
     def _get_json(self, path: str) -> Any:
         response = self._send(path)

@@ -2,23 +2,29 @@
 
 singleTransfer rows carry `typ` (1 payment, 2 refund, 3 monthly fee, 4 other fees / chargebacks /
 manual moves, 5 summary) and the column labels of Comgate's statement export ("ID ComGate",
-"ID od klienta", "Variabilní symbol plátce", "Měna", "Potvrzená částka", "Převedená částka",
-"Poplatek celkem", "Datum zaplacení", ...). Labels are matched regardless of case, spaces and
-diacritics; amounts may use a decimal point or a decimal comma; times are Prague local time.
+"ID od klienta", "Variabilní symbol platby", "Měna", "Potvrzená částka", "Převedená částka",
+"Poplatek celkem", "Datum zaplacení", ...; sinfin/comgate_ruby `test/fixtures/csvs.zip`). Labels are
+matched regardless of case, spaces and diacritics; the payer's variable symbol is also read from the
+spellings other exports use ("Variabilní symbol plátce", "VS platby"). Amounts may use a decimal point
+or a decimal comma ("129,00"); times are Prague local time as `2023-08-08 01:01:08` or
+`27.03.2026 09:16`. A value that still cannot be read fails naming the row and the column. The sum
+row prints "-" where it has no value; that reads as empty.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from backoffice.calendar import PRAGUE
 from backoffice.errors import BackofficeError
+
+T = TypeVar("T")
 
 
 class ComgateError(BackofficeError):
@@ -79,7 +85,8 @@ ROW_FIELDS = {
     "type": ("typ", "type"),
     "trans_id": ("idcomgate", "comgateid", "transid"),
     "ref_id": ("idodklienta", "refid"),
-    "payer_vs": ("variabilnisymbolplatce", "vs"),
+    # The statement CSV's own label first; the others are spellings seen in other exports and stubs.
+    "payer_vs": ("variabilnisymbolplatby", "variabilnisymbolplatce", "vsplatby", "vs"),
     "currency": ("mena", "curr", "currency"),
     "confirmed": ("potvrzenacastka", "confirmedamount"),
     "transferred": ("prevedenacastka", "transferredamount"),
@@ -91,11 +98,12 @@ ROW_FIELDS = {
 
 
 def parse_amount(value: Any) -> Decimal:
-    """An exact decimal from `"613,00"`, `"613.00"`, `613` or a JSON number; empty means zero."""
+    """An exact decimal from `"613,00"`, `"613.00"`, `"-1 250,50"`, `613` or a JSON number; empty is 0."""
     if value is None or value == "":
         return Decimal("0")
     if isinstance(value, Decimal | int):
         return Decimal(value)
+    # str.split() also drops the non-breaking spaces a Czech export puts between thousands.
     text = "".join(str(value).split()).replace(",", ".")
     try:
         return Decimal(text)
@@ -103,19 +111,46 @@ def parse_amount(value: Any) -> Decimal:
         raise ComgateError(f"Comgate sent an amount that is not a number: {value!r}") from exc
 
 
+# Every form the sources show: the statement CSV (sinfin/comgate_ruby) prints ISO with seconds, a
+# portal export prints Czech day-first dates to the minute.
+LOCAL_TIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%Y-%m-%d",
+)
+
+
 def parse_local_datetime(value: Any) -> datetime | None:
-    """Comgate's `YYYY-MM-DD HH:MM:SS` (Prague time) as an aware UTC datetime; empty means None."""
-    if value is None or str(value).strip() == "":
+    """Comgate's `2023-08-08 01:01:08` or `27.03.2026 09:16` (Prague time) as aware UTC; empty is None."""
+    text = str(value).strip() if value is not None else ""
+    if text in ("", "-"):
         return None
-    parsed = datetime.fromisoformat(str(value).strip())
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=PRAGUE)
-    return parsed.astimezone(UTC)
+    for pattern in LOCAL_TIME_FORMATS:
+        try:
+            parsed = datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=PRAGUE).astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(text)  # an explicit offset, should Comgate ever send one
+    except ValueError as exc:
+        raise ComgateError(f"Comgate sent a time in no format it uses: {value!r}") from exc
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=PRAGUE)).astimezone(UTC)
 
 
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
-    return text or None
+    return None if text in ("", "-") else text  # the sum row prints "-" for "nothing here"
+
+
+def _day(text: str) -> date:
+    # The API's examples print ISO days; exports print "28.03.2026".
+    text = text.strip()
+    return datetime.strptime(text, "%d.%m.%Y").date() if "." in text else date.fromisoformat(text)
 
 
 def parse_transfer(item: Mapping[str, Any]) -> Transfer:
@@ -123,7 +158,7 @@ def parse_transfer(item: Mapping[str, Any]) -> Transfer:
     try:
         return Transfer(
             transfer_id=int(item["transferId"]),
-            transfer_date=date.fromisoformat(str(item["transferDate"])),
+            transfer_date=_day(str(item["transferDate"])),
             account_counterparty=str(item.get("accountCounterparty") or ""),
             account_outgoing=str(item.get("accountOutgoing") or ""),
             variable_symbol=str(item.get("variableSymbol") or ""),
@@ -132,27 +167,37 @@ def parse_transfer(item: Mapping[str, Any]) -> Transfer:
         raise ComgateError(f"Comgate sent a transfer this client cannot read: {dict(item)!r}") from exc
 
 
-def parse_row(item: Mapping[str, Any]) -> TransferRow:
-    """One row of singleTransfer."""
-    by_key = {_key(str(k)): v for k, v in item.items()}
+def parse_row(item: Mapping[str, Any], where: str = "") -> TransferRow:
+    """One row of singleTransfer; `where` (e.g. "transfer 5211530, row 3") names it in errors."""
+    by_key = {_key(str(k)): (str(k), v) for k, v in item.items()}
+    place = where or "a transfer row"
 
     def field(name: str) -> Any:
-        return next((by_key[k] for k in ROW_FIELDS[name] if k in by_key), None)
+        return next((by_key[k][1] for k in ROW_FIELDS[name] if k in by_key), None)
+
+    def read(name: str, parse: Callable[[Any], T]) -> T:
+        try:
+            return parse(field(name))
+        except ComgateError as exc:
+            label = next((by_key[k][0] for k in ROW_FIELDS[name] if k in by_key), name)
+            trans_id = _text(field("trans_id"))
+            who = f"{place} (ID ComGate {trans_id})" if trans_id else place
+            raise ComgateError(f"{who}, column {label!r}: {exc.message}") from exc
 
     try:
         row_type = RowType(int(field("type")))
     except (TypeError, ValueError) as exc:
-        raise ComgateError(f"Comgate sent a transfer row of unknown type: {dict(item)!r}") from exc
+        raise ComgateError(f"Comgate sent {place} of unknown type: {dict(item)!r}") from exc
     return TransferRow(
         row_type=row_type,
         trans_id=_text(field("trans_id")),
         ref_id=_text(field("ref_id")),
         payer_variable_symbol=_text(field("payer_vs")),
-        currency=_text(field("currency")),
-        confirmed_amount=parse_amount(field("confirmed")),
-        transferred_amount=parse_amount(field("transferred")),
-        fee=parse_amount(field("fee")),
-        paid_at=parse_local_datetime(field("paid_at")),
+        currency=(_text(field("currency")) or "").upper() or None,
+        confirmed_amount=read("confirmed", parse_amount),
+        transferred_amount=read("transferred", parse_amount),
+        fee=read("fee", parse_amount),
+        paid_at=read("paid_at", parse_local_datetime),
         method=_text(field("method")),
         label=_text(field("label")),
     )

@@ -2,8 +2,9 @@
 
 A request is retried on a network error (`httpx.TransportError`) and on a status of the client's
 `retry_statuses` (429 and 5xx), at most `max_attempts` times in all. Before the next attempt it waits
-the answer's `Retry-After` in seconds (clamped to `[0, retry_after_max]`; an HTTP-date falls back to
-the backoff), else an exponential backoff `min(backoff_max, backoff_base * 2 ** (attempt - 1))`
+the answer's `Retry-After`, in either form RFC 9110 allows: seconds, or an HTTP date (Shoptet sends
+`Mon, 01 Jul 2024 12:01:11 GMT`), as the seconds until then; clamped to `[0, retry_after_max]`.
+Else an exponential backoff `min(backoff_max, backoff_base * 2 ** (attempt - 1))`
 scaled by a random factor from `jitter`, so parallel runs do not retry in lockstep.
 
 What stays with each client: mapping the final answer or network error to its own exception, and
@@ -22,7 +23,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -73,6 +76,9 @@ class RetryPolicy:
     backoff_max: float = float("inf")
     jitter: tuple[float, float] = FULL_JITTER
     retry_after_max: float = 30.0
+    # Injectable so a test can check the waits without spending them.
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number `attempt` when the answer names none."""
@@ -80,14 +86,21 @@ class RetryPolicy:
         return ceiling * random.uniform(*self.jitter)
 
     def retry_after(self, response: httpx.Response) -> float | None:
-        """The answer's `Retry-After` in seconds, clamped; None when absent or an HTTP-date."""
+        """`Retry-After` (seconds or an HTTP date) as seconds, clamped; None if absent or unreadable."""
         header = response.headers.get("Retry-After")
         if header is None:
             return None
         try:
-            return min(max(float(header), 0.0), self.retry_after_max)
+            seconds = float(header)
         except ValueError:
-            return None
+            try:
+                until = parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                return None
+            if until.tzinfo is None:  # `-0000` in the date: RFC 5322 says UTC
+                until = until.replace(tzinfo=UTC)
+            seconds = (until - self.now()).total_seconds()
+        return min(max(seconds, 0.0), self.retry_after_max)
 
     def delay(self, outcome: httpx.Response | httpx.TransportError, attempt: int) -> float:
         """Seconds to wait after `outcome` of attempt number `attempt`."""
@@ -121,5 +134,5 @@ class RetryPolicy:
                 if isinstance(outcome, httpx.TransportError):
                     raise outcome
                 return attempt
-            time.sleep(delay)
+            self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises

@@ -10,7 +10,8 @@ Errors it raises (all are `backoffice.errors.BackofficeError`):
     MissingCredential             (from `credentials`) no token in the Secret block or environment
 
 Shoptet's limits are honoured in `shoptet_http`, not by the callers: at most 3 concurrent
-connections per token, `Retry-After` on 429, bounded exponential backoff on 5xx/423/network errors.
+connections per token, pacing by the leaky bucket, `Retry-After` on 429, bounded exponential backoff
+on 5xx/423/network errors.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class ShoptetClient(ShoptetHttp):
     """Thread-safe, synchronous Shoptet client; use as a context manager or call `close()`.
 
     `ShoptetClient(base_url, token, *, timeout=30.0, max_attempts=5, backoff_base=0.5,
-    backoff_max=30.0)`, or `ShoptetClient.from_settings()` for the configured one.
+    backoff_max=30.0, sleep=time.sleep)`, or `ShoptetClient.from_settings()` for the configured one.
     """
 
     @classmethod
@@ -115,9 +116,15 @@ class ShoptetClient(ShoptetHttp):
         """Details of many orders, fetched concurrently within the connection limit, in order."""
         return self.concurrently(lambda code: self.get_order(code, include), codes)
 
-    def set_order_status(self, code: str, status_id: int) -> None:
-        """Move order `code` to status `status_id` (idempotent, so retried freely)."""
-        self.request("PATCH", f"/api/orders/{code}/status", json={"data": {"statusId": status_id}})
+    def set_order_status(self, code: str, status_id: int, *, suppress_email: bool = False) -> None:
+        """Move order `code` to status `status_id` (idempotent, so retried freely).
+
+        Shoptet sends the customer the status's e-mail, if the shop configured one, unless
+        `suppress_email` (its `?suppressEmailSending=true`).
+        """
+        params = {"suppressEmailSending": "true"} if suppress_email else None
+        body = {"data": {"statusId": status_id}}
+        self.request("PATCH", f"/api/orders/{code}/status", params=params, json=body)
 
     def stock_movement(self, stock_id: int, product_code: str, amount_change: Decimal | int) -> None:
         """Add `amount_change` (negative: remove) of `product_code` to stock `stock_id`.

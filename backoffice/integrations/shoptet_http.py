@@ -2,15 +2,17 @@
 
 At most 3 concurrent connections per token (the process's slots, and inside Prefect runs the
 global concurrency limit `shoptet-api` shared by every flow run: `shoptet_slots`, plus the pool
-limit), `Retry-After` on 429, bounded exponential backoff with jitter on 5xx/423/network
+limit), pacing by the leaky bucket's `X-RateLimit-Bucket-Filling` (`shoptet_bucket`), `Retry-After`
+(seconds or an HTTP date) on 429, bounded exponential backoff with jitter on 5xx/423/network
 errors (the shared policy of `backoffice.integrations.retry`), and a non-idempotent mode for writes
-that must never be repeated blindly.
+that must never be repeated blindly. Every request carries Shoptet's `Content-Type`.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import httpx
 
 from backoffice.errors import BackofficeError
 from backoffice.integrations.retry import FULL_JITTER, Attempt, RetryPolicy
+from backoffice.integrations.shoptet_bucket import BUCKET_HEADER, BucketPacer
 from backoffice.integrations.shoptet_slots import (
     MAX_CONNECTIONS_PER_TOKEN as MAX_CONNECTIONS_PER_TOKEN,  # re-exported: `shoptet` names it
 )
@@ -32,6 +35,9 @@ R = TypeVar("R")
 TOKEN_HEADER = "Shoptet-Private-API-Token"
 TOKEN_BLOCK = "shoptet-api-token"
 TOKEN_ENV = "BACKOFFICE_SHOPTET_API_TOKEN"
+# The OpenAPI marks Content-Type required on every endpoint, GETs included; the official SDK
+# (shoptet/api-sdk src/Sdk.php) sends this value on every request.
+CONTENT_TYPE = "application/vnd.shoptet.v1.0"
 MAX_ITEMS_PER_PAGE = 50
 RETRYABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
 # Statuses that say the request was not processed at all: safe to repeat even a stock movement.
@@ -99,11 +105,14 @@ class ShoptetHttp:
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.slots = ConnectionSlots(token)
+        self.bucket = BucketPacer(sleep=sleep)
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers={TOKEN_HEADER: token, "Accept": "application/json"},
+            # The client's Content-Type wins over the `application/json` httpx adds for `json=`.
+            headers={TOKEN_HEADER: token, "Accept": "application/json", "Content-Type": CONTENT_TYPE},
             timeout=timeout,
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS_PER_TOKEN),
         )
@@ -114,6 +123,7 @@ class ShoptetHttp:
             backoff_max=backoff_max,
             jitter=FULL_JITTER,
             retry_after_max=backoff_max,
+            sleep=sleep,
         )
         self.stats = RequestStats()
 
@@ -145,8 +155,11 @@ class ShoptetHttp:
         """
 
         def send() -> httpx.Response:
+            self.bucket.pace()
             with self.slots.slot():
-                return self._http.request(method, path, params=params, json=json)
+                response = self._http.request(method, path, params=params, json=json)
+            self.bucket.observe(response.headers.get(BUCKET_HEADER))
+            return response
 
         def observe(attempt: Attempt) -> None:
             self.stats.add(attempt.seconds, retried=attempt.will_retry)

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# Order lines that are not goods on a shelf (Shoptet's itemType values).
+# Order lines that are not goods on a shelf: Shoptet's order item types (its OpenAPI's "Types of
+# order items") other than product, bazar, gift and product-set. A set is picked as its own line
+# (one code, what the customer bought); its product-set-item lines only list what is inside it,
+# so picking them too would put every set on the list twice.
 NOT_PICKED = frozenset(
     {
         "shipping",
@@ -23,7 +26,9 @@ NOT_PICKED = frozenset(
         "volume-discount",
         "service",
         "gift-certificate",
-        "product-set",
+        "generic-item",
+        "product-set-item",
+        "deposit",
     }
 )
 NO_SHIPPING = "Bez dopravy"

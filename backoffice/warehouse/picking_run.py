@@ -200,7 +200,9 @@ class PickingRun:
 
     def _move(self, code: str, status_id: int, final: str, release_status: str = "skipped") -> None:
         try:
-            self.client.set_order_status(code, status_id)
+            self.client.set_order_status(
+                code, status_id, suppress_email=self.settings.shoptet_suppress_status_emails
+            )
         except ShoptetError as exc:
             if final == "check":  # not printed: free it for the next run
                 self.claims.release(code, self.run_id, release_status, exc.message)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from prefect.artifacts import Artifact
 from sqlalchemy import Engine, func, insert, select
 
 from backoffice.accounting.comgate_import import ImportResult
@@ -141,6 +143,44 @@ def test_429_and_5xx_are_retried_and_the_import_succeeds(engine: Engine, fake: F
     statuses = [status for _, status in fake.requests]
     assert statuses[:4] == [429, 503, 503, 200]
     assert counts(engine)[1] == len(fake.transfers_on(DAY, "EUR")[0].rows)
+
+
+def artifact_rows(key: str) -> dict[str, str]:
+    """The figure → value rows of the latest table artifact `key`."""
+    artifact = Artifact.get(key)  # sync here; the Coroutine arm is for async callers
+    assert artifact is not None and not isinstance(artifact, Coroutine)
+    return {row["figure"]: row["value"] for row in json.loads(str(artifact.data))}
+
+
+@pytest.mark.usefixtures("use_settings", "invoices")
+def test_a_eur_payout_on_an_unexpected_account_is_imported_and_an_unknown_one_is_reported(
+    engine: Engine, fake: FakeComgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settings hold the IBAN of another account; Comgate pays EUR to a domestic number.
+    monkeypatch.setenv("BACKOFFICE_COMGATE_PAYOUT_ACCOUNT_EUR", "CZ6508000000192000145399")
+    get_settings.cache_clear()
+    fake.accounts["PLN"] = "3000000000/2010"
+    pln = fake.generate_day(DAY, "PLN", unmatched=1, refunds=0, chargeback=False)
+    eur = fake.transfers_on(DAY, "EUR")[0]
+
+    result = import_comgate_payments("EUR", DAY)
+
+    assert isinstance(result, ImportResult)
+    assert result.transfers == 1
+    rows = artifact_rows("comgate-payments-eur")
+    assert rows[f"payout {eur.transfer_id} to 2900000000/2010"].startswith("imported: account is none of")
+    assert rows[f"payout {pln.transfer_id} to 3000000000/2010"] == (
+        "SKIPPED: account is none of the configured payout accounts (rows say PLN); "
+        "currency PLN has no import; book it by hand"
+    )
+    czk_result = import_comgate_payments("CZK", DAY)
+    assert isinstance(czk_result, ImportResult)
+    czk_rows = artifact_rows("comgate-payments-czk")
+    assert czk_rows[f"payout {eur.transfer_id} to 2900000000/2010"].startswith("left to the EUR run")
+    assert czk_rows[f"payout {pln.transfer_id} to 3000000000/2010"].startswith("SKIPPED: ")
+    with engine.connect() as conn:
+        currencies = sorted(conn.execute(select(BankStatement.currency)).scalars())
+    assert currencies == ["CZK", "EUR"]
 
 
 @pytest.mark.usefixtures("use_settings")

@@ -186,3 +186,29 @@ def test_the_secret_block_wins_over_the_environment(
     assert isinstance(report, ImportReport)
     assert report.imported == len(_expected(fake, "CZK"))
     assert fake.state.count("GET", "/api/invoices", 403) == 0
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_a_null_amount_is_stored_and_flagged_and_the_day_goes_on(engine: Engine, fake: FakeShoptet) -> None:
+    # Before: one discount line with amount null failed the whole day (ShoptetError amount=None).
+    expected = _expected(fake, "CZK")  # read before the null line: the helper wants amounts
+    code = next(iter(expected))
+    raw = fake.state.invoices[code]
+    nulls = {"withVat": None, "withoutVat": None, "vat": None, "vatRate": "21.00"}
+    line = {"itemId": 99, "itemType": "discount-coupon", "code": "SLEVA", "name": "Sleva 10 %"}
+    raw["items"].append({**line, "amount": None, "itemPrice": nulls, "unitPrice": dict(nulls)})
+    report = import_shoptet_invoices(currency="CZK", day=DAY)
+    assert isinstance(report, ImportReport)
+    assert report.imported == len(expected)
+    with engine.connect() as conn:
+        stored = conn.execute(select(InvoiceItem).join(Invoice).where(Invoice.code == code)).all()
+    assert (stored[-1].amount, stored[-1].price_with_vat, stored[-1].price_vat) == (None, None, None)
+    position = len(raw["items"])
+    assert report.flagged == [
+        f"{code}: line {position} (discount-coupon): amount, unitPrice.withVat, "
+        "itemPrice.withVat, itemPrice.withoutVat, itemPrice.vat null"
+    ]
+    artifact = Artifact.get("shoptet-invoices-czk")
+    assert artifact is not None
+    table = json.loads(str(artifact.data))
+    assert {"measure": "flagged invoice", "value": report.flagged[0]} in table

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 
 import pytest
 
+from backoffice.calendar import PRAGUE
 from backoffice.integrations.comgate import ComgateClient, ComgateCredentials, ComgateError, RowType
 from backoffice.integrations.fakes.comgate import FakeComgate
 from tests.servers import serve
@@ -47,6 +48,21 @@ def test_transfers_and_rows_are_read_exactly(fake: FakeComgate, base_url: str) -
     assert [r.confirmed_amount for r in rows[:-1]] == [r.confirmed_amount for r in czk.rows]
     assert rows[-1].row_type is RowType.SUMMARY
     assert rows[-1].fee == sum((r.fee for r in czk.rows), Decimal(0))
+
+
+def test_the_eur_payout_with_czech_dates_and_its_currency_is_read_exactly(
+    fake: FakeComgate, base_url: str
+) -> None:
+    eur = fake.transfers_on(DAY, "EUR")[0]
+    with client(base_url) as comgate:
+        listed = {t.transfer_id: t for t in comgate.transfer_list(DAY)}
+        rows = comgate.single_transfer(eur.transfer_id)
+    assert listed[eur.transfer_id].account_counterparty == fake.accounts["EUR"] == "2900000000/2010"
+    assert {r.currency for r in rows} == {"EUR"}
+    assert rows[0].payer_variable_symbol == "2026000201"
+    expected = [r.paid_at.replace(tzinfo=PRAGUE).astimezone(UTC) if r.paid_at else None for r in eur.rows]
+    assert [r.paid_at for r in rows[:-1]] == expected
+    assert [r.transferred_amount for r in rows[:-1]] == [r.transferred_amount for r in eur.rows]
 
 
 def test_a_day_without_payouts_is_empty(base_url: str) -> None:

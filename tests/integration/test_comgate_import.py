@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from backoffice.accounting.bank_statement_store import BankStatementStore
-from backoffice.accounting.comgate_import import Payout, fetch_payouts, store_payouts, to_statement
+from backoffice.accounting.comgate_import import (
+    CURRENCIES,
+    Payout,
+    fetch_payouts,
+    store_payouts,
+    to_statement,
+)
 from backoffice.accounting.models import BankStatement, BankStatementLine, Invoice
 from backoffice.calendar import PRAGUE
 from backoffice.integrations.comgate import ComgateClient, ComgateCredentials, ComgateError, RowType
@@ -73,7 +79,9 @@ def payouts(fake: FakeComgate) -> Iterator[dict[str, list[Payout]]]:
         comgate_payout_account_czk=fake.accounts["CZK"], comgate_payout_account_eur=fake.accounts["EUR"]
     )
     with serve(fake.app) as url, ComgateClient(url, ComgateCredentials("shop-1", "s3cret")) as client:
-        yield {currency: fetch_payouts(client, DAY, currency, settings) for currency in ("CZK", "EUR")}
+        yield {
+            currency: list(fetch_payouts(client, DAY, currency, settings).payouts) for currency in CURRENCIES
+        }
 
 
 def count(engine: Engine, model: type[BankStatement] | type[BankStatementLine]) -> int:
@@ -184,6 +192,28 @@ def test_each_currency_takes_only_its_payout_account(
     with engine.connect() as conn:
         currencies = dict(conn.execute(select(BankStatement.transfer_id, BankStatement.currency)).all())
     assert sorted(currencies.values()) == ["CZK", "EUR"]
+
+
+def test_a_eur_payout_to_an_account_nobody_configured_is_imported_by_its_rows_currency(
+    engine: Engine, fake: FakeComgate
+) -> None:
+    # The settings' account differs from the one Comgate pays to: the rows' Měna still decides.
+    settings = Settings(comgate_payout_account_czk=fake.accounts["CZK"], comgate_payout_account_eur="1/0000")
+    with serve(fake.app) as url, ComgateClient(url, ComgateCredentials("shop-1", "s3cret")) as client:
+        eur = fetch_payouts(client, DAY, "EUR", settings)
+        czk = fetch_payouts(client, DAY, "CZK", settings)
+    eur_transfer = fake.transfers_on(DAY, "EUR")[0]
+    assert [p.transfer.transfer_id for p in eur.payouts] == [eur_transfer.transfer_id]
+    decision = next(d for d in eur.decisions if d.transfer_id == eur_transfer.transfer_id)
+    assert "none of the configured payout accounts (rows say EUR)" in decision.note
+    assert [d.action for d in czk.decisions] == ["import", "other currency"]
+    assert eur.skipped == czk.skipped == ()
+
+    result = store_payouts(BankStatementStore(engine), eur.payouts, "EUR", DAY, NOW)
+    assert result.transfers == 1
+    with engine.connect() as conn:
+        statement = conn.execute(select(BankStatement)).one()
+    assert (statement.currency, statement.account) == ("EUR", "2900000000/2010")
 
 
 def test_a_payout_that_does_not_add_up_is_refused(payouts: dict[str, list[Payout]]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -22,6 +24,8 @@ from backoffice.integrations.shoptet import (
 from tests.servers import serve
 
 DAY = date(2024, 5, 6)
+# What a request must carry to reach the fake's endpoints (the token and the required Content-Type).
+RAW_HEADERS = {"Shoptet-Private-API-Token": DEFAULT_TOKEN, "Content-Type": "application/vnd.shoptet.v1.0"}
 START, END = datetime.combine(DAY, time(0), PRAGUE), datetime.combine(DAY, time(23, 59, 59), PRAGUE)
 
 
@@ -56,7 +60,7 @@ def test_plus_in_times_is_url_encoded(base_url: str) -> None:
     # The fake, like Shoptet, reads an unencoded '+' as a space and refuses the time.
     raw = httpx.get(
         f"{base_url}/api/invoices?creationTimeFrom=2024-05-06T00:00:00+0200",
-        headers={"Shoptet-Private-API-Token": DEFAULT_TOKEN},
+        headers=RAW_HEADERS,
     )
     assert raw.status_code == 400
     assert raw.json()["errors"][0]["errorCode"] == "invalid-request-data"
@@ -113,9 +117,8 @@ def test_never_more_than_three_connections(fake: FakeShoptet, client: ShoptetCli
 def test_the_fake_refuses_a_fourth_concurrent_connection(fake: FakeShoptet, base_url: str) -> None:
     fake.latency = 0.3
     code = next(iter(fake.state.invoices))
-    headers = {"Shoptet-Private-API-Token": DEFAULT_TOKEN}
     with (
-        httpx.Client(base_url=base_url, headers=headers, limits=httpx.Limits(max_connections=5)) as raw,
+        httpx.Client(base_url=base_url, headers=RAW_HEADERS, limits=httpx.Limits(max_connections=5)) as raw,
         ThreadPoolExecutor(5) as pool,
     ):
         statuses = sorted(pool.map(lambda _: raw.get(f"/api/invoices/{code}").status_code, range(5)))
@@ -152,3 +155,83 @@ def test_a_late_stock_answer_is_an_unknown_outcome(base_url: str, fake: FakeShop
     with ShoptetClient(base_url, DEFAULT_TOKEN, timeout=0.2) as client, pytest.raises(ShoptetOutcomeUnknown):
         client.stock_movement(1, next(iter(fake.state.stock[1])), 2)
     assert fake.state.count("PATCH", "/api/stocks") <= 1  # sent once, never repeated
+
+
+def test_every_request_sends_shoptets_content_type(base_url: str, fake: FakeShoptet) -> None:
+    # The fake answers 400 to a request without it, GETs included, as the OpenAPI requires it.
+    bare = httpx.get(f"{base_url}/api/orders", headers={"Shoptet-Private-API-Token": DEFAULT_TOKEN})
+    assert bare.status_code == 400
+    assert bare.json()["errors"][0]["errorCode"] == "invalid-content-type"
+    with ShoptetClient(base_url, DEFAULT_TOKEN) as client:
+        code = next(iter(client.list_orders(-2)))["code"]
+        client.get_order(code)
+        client.set_order_status(code, 26)
+        client.stock_movement(1, next(iter(fake.state.stock[1])), 1)
+    assert {r.status for r in fake.state.requests} == {200, 400}
+    assert [r.status for r in fake.state.requests].count(400) == 1
+
+
+def test_retry_after_as_an_http_date_is_waited_for(client: ShoptetClient, fake: FakeShoptet) -> None:
+    # Before: a date fell back to a short backoff, 4 attempts ran out before it, ShoptetUnavailable.
+    code = next(iter(fake.state.invoices))
+    fake.fail_next("/api/invoices/", 429, times=1, retry_after=2, http_date=True)
+    assert client.get_invoice(code)["code"] == code
+    refused, retried = [r for r in fake.state.requests if r.path == f"/api/invoices/{code}"]
+    assert refused.status == 429 and retried.status == 200
+    assert refused.retry_after is not None
+    assert retried.at >= parsedate_to_datetime(refused.retry_after)  # not before the date it named
+
+
+def test_the_retry_after_date_is_read_and_capped(base_url: str, fake: FakeShoptet) -> None:
+    waits: list[float] = []
+    code = next(iter(fake.state.invoices))
+    fake.fail_next("/api/invoices/", 429, times=2, retry_after=3600, http_date=True)
+    with ShoptetClient(base_url, DEFAULT_TOKEN, backoff_max=5.0, sleep=waits.append) as client:
+        assert client.get_invoice(code)["code"] == code
+    assert waits == [5.0, 5.0]  # an hour ahead, capped at backoff_max; not a 0.5 s backoff
+
+
+def test_requests_are_paced_by_the_bucket_before_shoptet_says_429(base_url: str, fake: FakeShoptet) -> None:
+    # Before: the header was ignored and a nearly full bucket overflowed into 429s.
+    fake.bucket.fill(DEFAULT_TOKEN, 190)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        threading.Event().wait(seconds)  # really waits: the fake's bucket drains in real time
+
+    code = next(iter(fake.state.invoices))
+    with ShoptetClient(base_url, DEFAULT_TOKEN, sleep=sleep) as client:
+        for _ in range(20):
+            client.get_invoice(code)
+    assert fake.state.count("GET", "/api/invoices/", 429) == 0
+    assert fake.state.count("GET", "/api/invoices/", 200) == 20
+    assert waits and sum(waits) >= 1.0  # ~15 requests over the headroom, 0.1 s of drain each
+
+
+def test_the_fake_answers_a_full_bucket_with_an_http_date(base_url: str, fake: FakeShoptet) -> None:
+    fake.bucket.fill(DEFAULT_TOKEN, 200)
+    answer = httpx.get(f"{base_url}/api/orders", headers=RAW_HEADERS)
+    assert answer.status_code == 429
+    assert parsedate_to_datetime(answer.headers["Retry-After"]) > datetime.now(UTC)
+    fake.bucket.fill(DEFAULT_TOKEN, 0)
+    assert (
+        httpx.get(f"{base_url}/api/orders", headers=RAW_HEADERS).headers["X-RateLimit-Bucket-Filling"]
+        == "1/200"
+    )
+
+
+def test_items_per_page_over_the_maximum_is_capped_silently(base_url: str) -> None:
+    answer = httpx.get(f"{base_url}/api/orders?itemsPerPage=500", headers=RAW_HEADERS)
+    assert answer.status_code == 200
+    assert answer.json()["data"]["paginator"]["itemsPerPage"] == 50
+
+
+def test_status_change_can_suppress_shoptets_email(client: ShoptetClient, fake: FakeShoptet) -> None:
+    first, second = list(fake.state.orders)[:2]
+    client.set_order_status(first, 26)
+    client.set_order_status(second, 26, suppress_email=True)
+    assert [(c.code, c.suppress_email) for c in fake.state.status_requests] == [
+        (first, False),
+        (second, True),
+    ]

@@ -90,6 +90,25 @@ def test_parse_order_keeps_goods_only_with_positions_notes_and_remarks() -> None
     assert order.address_problems == ()
 
 
+@pytest.mark.parametrize("item_type", ["deposit", "generic-item", "product-set-item"])
+def test_lines_that_are_not_goods_are_not_picked(item_type: str) -> None:
+    # Shoptet's order item types (OpenAPI "Types of order items"): deposits, non-specific items
+    # and product-set items were listed as goods to pick.
+    line = {"itemType": item_type, "code": "X-1", "name": "Záloha na obal", "amount": "1.000"}
+    order = parse_order(detail(items=[*detail()["items"], line]))
+    assert [i.code for i in order.items] == ["ANL-001", "ANL-002"]
+
+
+def test_a_product_set_is_picked_once_as_the_set() -> None:
+    lines = [
+        {"itemType": "product-set", "code": "SET-1", "name": "Dárková sada", "amount": "1.000"},
+        {"itemType": "product-set-item", "code": "ANL-001", "name": "Olej (v sadě)", "amount": "1.000"},
+        {"itemType": "product-set-item", "code": "ANL-002", "name": "Mýdlo (v sadě)", "amount": "1.000"},
+    ]
+    order = parse_order(detail(items=lines))
+    assert [(i.code, i.quantity) for i in order.items] == [("SET-1", Decimal(1))]
+
+
 def test_delivery_address_wins_and_its_gaps_are_problems() -> None:
     delivery = {**ADDRESS, "fullName": "Petr Svoboda", "street": "", "zip": None}
     order = parse_order(detail(deliveryAddress=delivery))

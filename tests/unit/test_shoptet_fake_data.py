@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from backoffice.integrations.fakes.shoptet import FakeShoptet
-from backoffice.integrations.fakes.shoptet_data import generate_invoices
+from backoffice.integrations.fakes.shoptet_data import generate_invoices, invoice_list_item
 from backoffice.integrations.fakes.shoptet_orders import generate_orders
 
 DAYS = [date(2024, 5, 5), date(2024, 5, 6)]
@@ -51,3 +51,12 @@ def test_the_fake_lists_invoices_of_a_time_range() -> None:
     fake = FakeShoptet(1, days=DAYS, invoices_per_day=5)
     assert len(fake.state.invoices) == 10
     assert fake.state.stock[1], "the default stock holds the catalogue"
+
+
+def test_invoices_name_their_proforma_invoices_as_shoptet_does() -> None:
+    # The OpenAPI's invoice list and detail carry `proformaInvoiceCodes` (a list), not a single code.
+    invoices = generate_invoices(3, [date(2024, 5, 6)], 5)
+    assert all(i["proformaInvoiceCodes"] == [] and "proformaInvoiceCode" not in i for i in invoices.values())
+    fake = FakeShoptet(3, days=[date(2024, 5, 6)], invoices_per_day=5)
+    listed = invoice_list_item(next(iter(fake.state.invoices.values())))
+    assert listed["proformaInvoiceCodes"] == [] and "proformaInvoiceCode" not in listed

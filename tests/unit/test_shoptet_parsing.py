@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from backoffice.accounting.shoptet_import import check_currency, parse_invoice
+from backoffice.accounting.shoptet_import import check_currency, null_values, parse_invoice
 from backoffice.errors import ValidationFailed
 from backoffice.integrations.fakes.shoptet_data import generate_invoice
 from backoffice.integrations.shoptet import JSONObject, ShoptetError
@@ -101,3 +101,27 @@ def test_a_creation_time_without_offset_is_a_clear_error(raw: JSONObject) -> Non
     raw["creationTime"] = "2024-05-06 10:15"
     with pytest.raises(ShoptetError, match="creationTime='2024-05-06 10:15'"):
         parse_invoice(raw)
+
+
+def test_null_amount_and_prices_on_a_discount_line_are_kept_as_null(raw: JSONObject) -> None:
+    # Before: ShoptetError "Shoptet sent amount=None" aborted the whole day's import.
+    raw["items"].append(
+        {
+            "itemId": 99,
+            "itemType": "discount-coupon",
+            "code": "SLEVA10",
+            "name": "Sleva 10 %",
+            "amount": None,
+            "itemPrice": {"withVat": None, "withoutVat": None, "vat": None, "vatRate": "21.00"},
+            "unitPrice": {"withVat": None, "withoutVat": None, "vat": None, "vatRate": "21.00"},
+        }
+    )
+    record = parse_invoice(raw)
+    line = record.items[-1]
+    assert (line.amount, line.price_with_vat, line.price_without_vat, line.price_vat) == (None,) * 4
+    assert line.unit_price_with_vat is None and line.vat_rate == Decimal(21)
+    assert null_values(record) == (
+        f"line {len(raw['items'])} (discount-coupon): amount, unitPrice.withVat, itemPrice.withVat, "
+        "itemPrice.withoutVat, itemPrice.vat null"
+    )
+    assert null_values(parse_invoice({**raw, "items": raw["items"][:-1]})) is None

@@ -6,7 +6,9 @@
     fake.fail_next(429, retry_after=1)      # the next request answers 429 with Retry-After: 1
     app = fake.app                          # an ASGI app; serve it with uvicorn
 
-Data are deterministic (seeded per day and currency). Payments to `var_symbols` are the ones a test
+Rows speak the statement CSV's columns (see comgate_data); payout accounts are in the domestic
+`number/bank` form for both currencies, as Comgate's examples show. Data are deterministic (seeded
+per day and currency). Payments to `var_symbols` are the ones a test
 expects to match invoices; the generator adds unmatched payments, a refund, per-payment fees, a monthly
 fee on the 1st of a month and now and then a chargeback, and a summary row (typ 5) per transfer.
 `seed_from_invoices` pays the fake Shoptet's invoices (its wire format) the day after they were issued.
@@ -20,7 +22,7 @@ import binascii
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from backoffice.integrations.fakes.comgate_data import FakeRow, FakeTransfer, generate_rows
+from backoffice.integrations.fakes.comgate_data import MINUTE_DATES, FakeRow, FakeTransfer, generate_rows
 
 DEFAULT_MERCHANT = "fake-merchant"
 DEFAULT_SECRET = "fake-secret"
@@ -50,7 +52,7 @@ class FakeComgate:
         merchant: str = DEFAULT_MERCHANT,
         secret: str = DEFAULT_SECRET,
         payout_account_czk: str = "2800000000/2010",
-        payout_account_eur: str = "CZ6520100000002900000000",
+        payout_account_eur: str = "2900000000/2010",
         seed: int = 0,
     ) -> None:
         self.merchant = merchant
@@ -84,6 +86,9 @@ class FakeComgate:
 
     def add_transfer(self, day: date, currency: str, rows: Sequence[FakeRow]) -> FakeTransfer:
         """Add a payout of `day` to the configured account of `currency`."""
+        if currency in MINUTE_DATES:
+            # This payout prints times to the minute; its data must say no more than it prints.
+            rows = [replace(r, paid_at=r.paid_at.replace(second=0)) if r.paid_at else r for r in rows]
         seq = len(self.transfers_on(day)) + 1
         transfer_id = int(day.strftime("%y%m%d")) * 100 + seq
         rng = random.Random(f"{self.seed}-{transfer_id}")
@@ -230,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--merchant", default=DEFAULT_MERCHANT)
     parser.add_argument("--secret", default=DEFAULT_SECRET)
     parser.add_argument("--payout-account-czk", default="2800000000/2010")
-    parser.add_argument("--payout-account-eur", default="CZ6520100000002900000000")
+    parser.add_argument("--payout-account-eur", default="2900000000/2010")
     parser.add_argument("--shoptet-seed", type=int, default=1)
     parser.add_argument("--day", type=date.fromisoformat, action="append", help="a day with invoices")
     parser.add_argument("--invoices-per-day", type=int, default=20)

@@ -2,6 +2,11 @@
 
 A payout holds payments (row type 1), refunds (2), a monthly fee (3), other fees / chargebacks (4);
 the summary row (5) is computed from them. Every row keeps Comgate's rule transferred = confirmed - fee.
+
+Rows are served as the statement CSV prints them (sinfin/comgate_ruby `test/fixtures/csvs.zip`): its
+column labels ("Variabilní symbol platby", "Měna", ...), decimal commas ("129,00"), the sum row with
+merchant "-" and product "suma". CZK payouts print times as that CSV does (`2023-08-08 01:01:08`),
+EUR payouts as a portal export does (`27.03.2026 09:16`, to the minute), so both forms are exercised.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 CENT = Decimal("0.01")
-OUTGOING_ACCOUNT = {"CZK": "281481882/0300", "EUR": "CZ8703000000000281481882"}
+# Domestic number/bank form for both currencies, as every example of transferList shows.
+OUTGOING_ACCOUNT = {"CZK": "281481882/0300", "EUR": "281481891/0300"}
+MINUTE_DATES = frozenset({"EUR"})  # currencies whose payouts print `dd.mm.yyyy HH:MM`
 CARD_FEE_RATE = Decimal("0.0109")
 BANK_FEE_RATE = Decimal("0.0079")
 MONTHLY_FEE = {"CZK": Decimal("299.00"), "EUR": Decimal("12.00")}
@@ -66,13 +73,18 @@ class FakeTransfer:
             label="suma",
         )
 
+    @property
+    def minute_dates(self) -> bool:
+        """Whether this payout prints times as `27.03.2026 09:16` (else `2023-08-08 01:01:08`)."""
+        return self.currency in MINUTE_DATES
+
     def list_item(self) -> dict[str, Any]:
         """This transfer as transferList shows it."""
         return {
             "transferId": self.transfer_id,
             "transferDate": self.transfer_date.isoformat(),
             "accountCounterparty": self.account_counterparty,
-            "accountOutgoing": OUTGOING_ACCOUNT[self.currency],
+            "accountOutgoing": OUTGOING_ACCOUNT.get(self.currency, OUTGOING_ACCOUNT["CZK"]),
             "variableSymbol": self.variable_symbol,
         }
 
@@ -81,25 +93,43 @@ class FakeTransfer:
         return [self._wire(row, merchant) for row in [*self.rows, self.summary()]]
 
     def _wire(self, row: FakeRow, merchant: str) -> dict[str, Any]:
-        paid = row.paid_at.strftime("%Y-%m-%d %H:%M:%S") if row.paid_at else ""
-        created = (row.paid_at - timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M:%S") if row.paid_at else ""
+        time_format, day_format = (
+            ("%d.%m.%Y %H:%M", "%d.%m.%Y") if self.minute_dates else ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+        )
+        paid = row.paid_at.strftime(time_format) if row.paid_at else ""
+        created = (row.paid_at - timedelta(minutes=2)).strftime(time_format) if row.paid_at else ""
+        summary = row.row_type == 5
+        email = f"zakaznik{row.payer_variable_symbol[-4:]}@example.com" if row.row_type == 1 else ""
+        card = row.method == "Karta online"
         return {
             "typ": row.row_type,
-            "Merchant": merchant if row.row_type != 5 else "suma",
+            "Merchant": "-" if summary else merchant,  # the real sum row prints "-", not "suma"
             "Datum založení": created,
             "Datum zaplacení": paid,
-            "Datum převodu": self.transfer_date.isoformat(),
+            "Datum převodu": self.transfer_date.strftime(day_format),
+            "Měsíc fakturace": "",
             "ID ComGate": row.trans_id,
             "Metoda": row.method,
             "Produkt": row.label,
-            "Variabilní symbol plátce": row.payer_variable_symbol,
+            "Popis": "-" if summary else f"{row.ref_id} \u2013 {email}" if email else row.label,
+            "E-mail plátce": "-" if summary else email,
+            "Variabilní symbol platby": "-" if summary else row.payer_variable_symbol,
             "Variabilní symbol převodu": self.variable_symbol,
-            "ID od klienta": row.ref_id,
+            "ID od klienta": "-" if summary else row.ref_id,
             "Měna": self.currency,
-            "Potvrzená částka": f"{row.confirmed_amount:.2f}",
-            "Převedená částka": f"{row.transferred_amount:.2f}",
-            "Poplatek celkem": f"{row.fee:.2f}",
+            "Potvrzená částka": _comma(row.confirmed_amount),
+            "Převedená částka": _comma(row.transferred_amount),
+            "Poplatek celkem": _comma(row.fee),
+            # The fake books its whole fee as the processor's share; the three parts add up to the total.
+            "Poplatek mezibankovní": _comma(Decimal(0)),
+            "Poplatek asociace": _comma(Decimal(0)),
+            "Poplatek zpracovatel": _comma(row.fee),
+            "Typ karty": "EU_CONSUMER" if card else "",
         }
+
+
+def _comma(amount: Decimal) -> str:
+    return f"{amount:.2f}".replace(".", ",")  # "129,00", as the statement CSV prints amounts
 
 
 def price(rng: random.Random, currency: str) -> Decimal:

@@ -6,9 +6,11 @@
     gate = fake.hold("/api/invoices/")             # hold them (in flight) until gate.open()
     fake.state.stock_ledger                        # what the code under test changed
 
-It checks the `Shoptet-Private-API-Token` header (missing → 401, unknown → 403), allows 3
-concurrent requests per token (more → 429 with `Retry-After`), pages with `page`/`itemsPerPage`
-(max 50) and answers every request in the `{"data", "errors", "metadata"}` envelope.
+It checks the `Shoptet-Private-API-Token` header (missing → 401, unknown → 403) and the required
+`Content-Type` (missing or not JSON → 400), allows 3 concurrent requests per token (more → 429),
+keeps Shoptet's leaky bucket per token (`X-RateLimit-Bucket-Filling` on every answer; full → 429
+with `Retry-After` as an HTTP date), pages with `page`/`itemsPerPage` (silently capped at 50) and
+answers every request in the `{"data", "errors", "metadata"}` envelope.
 Run it alone with `python -m backoffice.integrations.fakes.shoptet --port 8081`.
 """
 
@@ -19,7 +21,8 @@ import asyncio
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +40,7 @@ from backoffice.integrations.fakes.shoptet_state import (
     FakeShoptetState,
     Gate,
     JSONObject,
+    LeakyBucket,
     RequestRecord,
     envelope,
     error_response,
@@ -46,6 +50,10 @@ from backoffice.integrations.fakes.shoptet_state import (
 DEFAULT_TOKEN = "fake-shoptet-token"
 TOKEN_HEADER = b"shoptet-private-api-token"
 MAX_CONCURRENT_PER_TOKEN = 3
+# What the OpenAPI's default (`application/json`) and the official SDK (`application/vnd.shoptet.v1.0`)
+# send; the spec lists no 415, and 400 is its answer to a request that fails validation.
+CONTENT_TYPES = ("application/json", "application/vnd.shoptet.v1.0")
+BUCKET_HEADER = "X-RateLimit-Bucket-Filling"
 
 
 @dataclass
@@ -55,7 +63,16 @@ class _Fault:
     times: int
     status: int = 0
     retry_after: int | None = None
+    http_date: bool = False
     delay: float = 0.0
+
+    def retry_header(self) -> dict[str, str] | None:
+        if self.retry_after is None:
+            return None
+        if not self.http_date:
+            return {"Retry-After": str(self.retry_after)}
+        moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=self.retry_after)
+        return {"Retry-After": format_datetime(moment, usegmt=True)}
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and path.startswith(self.path_prefix) and self.method in (None, method)
@@ -98,6 +115,7 @@ class FakeShoptet:
         )
         self.token = token
         self.latency = latency
+        self.bucket = LeakyBucket()
         self._faults: list[_Fault] = []
         self._gates: list[Gate] = []
         self._in_flight: dict[str, int] = {}
@@ -120,12 +138,19 @@ class FakeShoptet:
         times: int = 1,
         *,
         retry_after: int | None = None,
+        http_date: bool = False,
         method: str | None = None,
     ) -> None:
-        """Answer the next `times` requests under `path_prefix` with `status` (and `Retry-After`)."""
+        """Answer the next `times` requests under `path_prefix` with `status` (and `Retry-After`).
+
+        `http_date=True` sends `Retry-After` as Shoptet does: the date `retry_after` seconds ahead.
+        """
         if status == 429 and retry_after is None:
             retry_after = 1
-        self._faults.append(_Fault(path_prefix, method, times, status=status, retry_after=retry_after))
+        fault = _Fault(
+            path_prefix, method, times, status=status, retry_after=retry_after, http_date=http_date
+        )
+        self._faults.append(fault)
 
     def delay_next(
         self, path_prefix: str, seconds: float, times: int = 1, *, method: str | None = None
@@ -167,11 +192,15 @@ class FakeShoptet:
             nonlocal recorded
             if message["type"] == "http.response.start":
                 # Recorded before the answer leaves, so a test sees it as soon as its client does.
-                self.state.requests.append(RequestRecord(method, path, message["status"]))
+                retry_after = dict(message.get("headers", [])).get(b"retry-after")
+                record = RequestRecord(method, path, message["status"], retry_after and retry_after.decode())
+                self.state.requests.append(record)
                 recorded = True
             await send(message)
 
-        token = dict(scope["headers"]).get(TOKEN_HEADER, b"").decode()
+        headers = dict(scope["headers"])
+        token = headers.get(TOKEN_HEADER, b"").decode()
+        content_type = headers.get(b"content-type", b"").decode().split(";")[0].strip().lower()
         try:
             if not token:
                 response = error_response(401, "missing-token", "Missing Shoptet-Private-API-Token.")
@@ -179,8 +208,17 @@ class FakeShoptet:
             elif token not in self.state.tokens:
                 response = error_response(403, "invalid-token", "Invalid access token.")
                 await response(scope, receive, recording_send)
+            elif content_type not in CONTENT_TYPES:
+                message = f"Header Content-Type must be one of {', '.join(CONTENT_TYPES)}."
+                response = error_response(400, "invalid-content-type", message, instance="Content-Type")
+                await response(scope, receive, recording_send)
+            elif (filling := self.bucket.admit(token)) is None:
+                retry = {"Retry-After": self.bucket.retry_at(token)}
+                response = error_response(429, "too-many-requests", "Rate limit exceeded.", headers=retry)
+                await response(scope, receive, recording_send)
             else:
-                await self._limited(token, method, path, scope, receive, recording_send)
+                bucket_send = self._with_header(recording_send, BUCKET_HEADER, filling)
+                await self._limited(token, method, path, scope, receive, bucket_send)
         finally:
             if not recorded:
                 self.state.requests.append(RequestRecord(method, path, 500))
@@ -205,11 +243,8 @@ class FakeShoptet:
             if fault is not None:
                 fault.times -= 1
                 if fault.status:
-                    headers = (
-                        {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-                    )
                     await error_response(
-                        fault.status, "injected-fault", "Injected by the test.", headers=headers
+                        fault.status, "injected-fault", "Injected by the test.", headers=fault.retry_header()
                     )(scope, receive, send)
                     return
             if self.latency:
@@ -217,6 +252,16 @@ class FakeShoptet:
             await self._router(scope, receive, self._delayed(send, fault.delay if fault else 0.0))
         finally:
             self._in_flight[token] -= 1
+
+    @staticmethod
+    def _with_header(send: Send, name: str, value: str) -> Send:
+        async def header_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(name.lower().encode(), value.encode())]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return header_send
 
     @staticmethod
     def _delayed(send: Send, seconds: float) -> Send:

@@ -187,7 +187,7 @@ def generate_invoice(rng: random.Random, code: str, day: date, eur_share: float 
     return {
         "code": code,
         "isValid": rng.random() > 0.03,
-        "proformaInvoiceCode": None,
+        "proformaInvoiceCodes": [],
         "orderCode": f"O{code}",
         "creationTime": shoptet_time(created),
         "changeTime": shoptet_time(created + timedelta(minutes=rng.randint(0, 90))),
@@ -237,7 +237,7 @@ def invoice_list_item(invoice: JSONObject) -> JSONObject:
         "code": invoice["code"],
         "varSymbol": invoice["varSymbol"],
         "isValid": invoice["isValid"],
-        "proformaInvoiceCode": invoice["proformaInvoiceCode"],
+        "proformaInvoiceCodes": list(invoice["proformaInvoiceCodes"]),
         "orderCode": invoice["orderCode"],
         "creationTime": invoice["creationTime"],
         "changeTime": invoice["changeTime"],

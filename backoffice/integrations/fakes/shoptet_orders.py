@@ -34,6 +34,7 @@ from backoffice.integrations.fakes.shoptet_data import (
 from backoffice.integrations.fakes.shoptet_state import (
     BadRequest,
     FakeShoptetState,
+    StatusChange,
     StockMovement,
     envelope,
     error_response,
@@ -188,7 +189,10 @@ def order_routes(state: FakeShoptetState) -> list[Route]:
             raise BadRequest(f"Unknown statusId {status_id!r}.", instance="data.statusId")
         order["status"] = {"id": status_id, "name": STATUS_NAMES[status_id]}
         state.status_changes.append((code, status_id))
-        return envelope(None)
+        # Shoptet mails the customer unless told not to; the flag is all the fake keeps of that.
+        suppress = request.query_params.get("suppressEmailSending") == "true"
+        state.status_requests.append(StatusChange(code, status_id, suppress))
+        return envelope({"order": _order_detail(order, set())})
 
     async def stock_movements(request: Request) -> JSONResponse:
         stock_id = int(request.path_params["stock_id"])

@@ -1,13 +1,15 @@
-"""The fake Shoptet's inspectable state and its wire-format helpers (envelope, errors, paging)."""
+"""The fake Shoptet's inspectable state and its wire-format helpers (envelope, errors, paging, bucket)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -34,6 +36,18 @@ class RequestRecord:
     method: str
     path: str
     status: int
+    retry_after: str | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When the fake answered (UTC): a test checks a client waited until its `Retry-After` date."""
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One accepted `PATCH /api/orders/{code}/status`, with its `suppressEmailSending` flag."""
+
+    code: str
+    status_id: int
+    suppress_email: bool
 
 
 @dataclass
@@ -46,6 +60,7 @@ class FakeShoptetState:
     stock: dict[int, dict[str, Decimal]] = field(default_factory=dict)  # stock id -> code -> amount
     stock_ledger: list[StockMovement] = field(default_factory=list)
     status_changes: list[tuple[str, int]] = field(default_factory=list)  # (order code, new status id)
+    status_requests: list[StatusChange] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
     max_concurrency_seen: int = 0
 
@@ -95,6 +110,45 @@ class Gate:
             loop.call_soon_threadsafe(event.set)
 
 
+class LeakyBucket:
+    """Shoptet's per-token leaky bucket: each request adds a drop, `drain` drops leave a second.
+
+    `admit` answers the filling to report in `X-RateLimit-Bucket-Filling`, or None when the bucket
+    is full (then the fake answers 429 with `retry_at()`, an HTTP date like Shoptet's).
+    """
+
+    def __init__(self, capacity: int = 200, drain: float = 10.0) -> None:
+        self.capacity, self.drain = capacity, drain
+        self._levels: dict[str, tuple[float, float]] = {}  # token -> (level, monotonic time)
+        self._lock = threading.Lock()
+
+    def level(self, token: str) -> float:
+        """The token's drops now."""
+        with self._lock:
+            level, at = self._levels.get(token, (0.0, time.monotonic()))
+            return max(0.0, level - (time.monotonic() - at) * self.drain)
+
+    def fill(self, token: str, level: float) -> None:
+        """Set the token's drops (a test starts from a nearly full bucket)."""
+        with self._lock:
+            self._levels[token] = (level, time.monotonic())
+
+    def admit(self, token: str) -> str | None:
+        """Count one request in; its filling header, or None when the bucket has no room."""
+        level = self.level(token)
+        if level + 1 > self.capacity:
+            return None
+        self.fill(token, level + 1)
+        return f"{int(level + 1)}/{self.capacity}"
+
+    def retry_at(self, token: str) -> str:
+        """The HTTP date when one drop's room is free again."""
+        wait = (self.level(token) + 1 - self.capacity) / self.drain
+        # Rounded up to the next whole second: an HTTP date has no fractions.
+        moment = datetime.now(UTC) + timedelta(seconds=max(wait, 0.0) + 1)
+        return format_datetime(moment.replace(microsecond=0), usegmt=True)
+
+
 def envelope(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     """Shoptet's response envelope around `data`."""
     body = {"data": data, "errors": None, "metadata": {"requestId": uuid.uuid4().hex}}
@@ -138,11 +192,12 @@ def _int_param(request: Request, name: str, default: int) -> int:
 
 
 def paged(request: Request, key: str, items: list[JSONObject]) -> JSONObject:
-    """`{key: <this page>, "paginator": {...}}` for `page` / `itemsPerPage` (max 50) of `items`."""
+    """`{key: <this page>, "paginator": {...}}` for `page` / `itemsPerPage` (capped at 50) of `items`."""
     page = _int_param(request, "page", 1)
-    per_page = _int_param(request, "itemsPerPage", 20)
-    if page < 1 or not 1 <= per_page <= MAX_ITEMS_PER_PAGE:
-        raise BadRequest(f"page must be >= 1 and itemsPerPage within 1..{MAX_ITEMS_PER_PAGE}.")
+    # Like Shoptet: a larger itemsPerPage silently gets the maximum (OpenAPI, "Paging").
+    per_page = min(_int_param(request, "itemsPerPage", 20), MAX_ITEMS_PER_PAGE)
+    if page < 1 or per_page < 1:
+        raise BadRequest("page and itemsPerPage must be >= 1.")
     total = len(items)
     page_count = max(1, -(-total // per_page))
     chunk = items[(page - 1) * per_page : page * per_page]
