@@ -72,7 +72,8 @@ class ShoptetClient(ShoptetHttp):
     """Thread-safe, synchronous Shoptet client; use as a context manager or call `close()`.
 
     `ShoptetClient(base_url, token, *, timeout=30.0, max_attempts=5, backoff_base=0.5,
-    backoff_max=30.0, sleep=time.sleep)`, or `ShoptetClient.from_settings()` for the configured one.
+    backoff_max=30.0, sleep=time.sleep, clock=time.monotonic)`, or `ShoptetClient.from_settings()`
+    for the configured one.
     """
 
     @classmethod

@@ -106,9 +106,11 @@ class ShoptetHttp:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.slots = ConnectionSlots(token)
-        self.bucket = BucketPacer(sleep=sleep)
+        # `sleep` and `clock` together: a test that moves a clock of its own paces deterministically.
+        self.bucket = BucketPacer(sleep=sleep, clock=clock)
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             # The client's Content-Type wins over the `application/json` httpx adds for `json=`.

@@ -50,7 +50,7 @@ def events(client: TestClient, task_id: str) -> list[str]:
     return [e["event"] for e in client.get(f"/api/tasks/{task_id}/events", headers=ADMIN).json()["items"]]
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 120) -> None:
     """Poll `check` until it holds; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not check():

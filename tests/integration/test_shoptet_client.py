@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time
@@ -13,6 +12,7 @@ import pytest
 
 from backoffice.calendar import PRAGUE
 from backoffice.integrations.fakes.shoptet import DEFAULT_TOKEN, FakeShoptet
+from backoffice.integrations.fakes.shoptet_state import LeakyBucket
 from backoffice.integrations.shoptet import (
     ShoptetAuthError,
     ShoptetClient,
@@ -191,25 +191,43 @@ def test_the_retry_after_date_is_read_and_capped(base_url: str, fake: FakeShopte
     assert waits == [5.0, 5.0]  # an hour ahead, capped at backoff_max; not a 0.5 s backoff
 
 
+class ManualClock:
+    """A monotonic clock that moves only when told: the fake's bucket drains only in `advance`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_requests_are_paced_by_the_bucket_before_shoptet_says_429(base_url: str, fake: FakeShoptet) -> None:
     # Before: the header was ignored and a nearly full bucket overflowed into 429s.
+    clock = ManualClock()
+    fake.bucket = LeakyBucket(clock=clock)  # drains only while the client waits, however fast the machine
     fake.bucket.fill(DEFAULT_TOKEN, 190)
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
         waits.append(seconds)
-        threading.Event().wait(seconds)  # really waits: the fake's bucket drains in real time
+        clock.advance(seconds)
 
     code = next(iter(fake.state.invoices))
-    with ShoptetClient(base_url, DEFAULT_TOKEN, sleep=sleep) as client:
+    with ShoptetClient(base_url, DEFAULT_TOKEN, sleep=sleep, clock=clock) as client:
         for _ in range(20):
             client.get_invoice(code)
     assert fake.state.count("GET", "/api/invoices/", 429) == 0
     assert fake.state.count("GET", "/api/invoices/", 200) == 20
-    assert waits and sum(waits) >= 1.0  # ~15 requests over the headroom, 0.1 s of drain each
+    # 190 + 20 drops against 200 - 5 of room; the first request goes unpaced (the bucket is
+    # unknown until an answer shows it), so 14 drops had to drain, 0.1 s each.
+    assert sum(waits) == pytest.approx(1.4)
 
 
 def test_the_fake_answers_a_full_bucket_with_an_http_date(base_url: str, fake: FakeShoptet) -> None:
+    fake.bucket = LeakyBucket(clock=ManualClock())  # stays full until the test empties it
     fake.bucket.fill(DEFAULT_TOKEN, 200)
     answer = httpx.get(f"{base_url}/api/orders", headers=RAW_HEADERS)
     assert answer.status_code == 429

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -117,21 +118,25 @@ class LeakyBucket:
     is full (then the fake answers 429 with `retry_at()`, an HTTP date like Shoptet's).
     """
 
-    def __init__(self, capacity: int = 200, drain: float = 10.0) -> None:
+    def __init__(
+        self, capacity: int = 200, drain: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.capacity, self.drain = capacity, drain
-        self._levels: dict[str, tuple[float, float]] = {}  # token -> (level, monotonic time)
+        # A test gives a clock it moves itself, so the bucket drains only when the test says so.
+        self.clock = clock
+        self._levels: dict[str, tuple[float, float]] = {}  # token -> (level, clock time)
         self._lock = threading.Lock()
 
     def level(self, token: str) -> float:
         """The token's drops now."""
         with self._lock:
-            level, at = self._levels.get(token, (0.0, time.monotonic()))
-            return max(0.0, level - (time.monotonic() - at) * self.drain)
+            level, at = self._levels.get(token, (0.0, self.clock()))
+            return max(0.0, level - (self.clock() - at) * self.drain)
 
     def fill(self, token: str, level: float) -> None:
         """Set the token's drops (a test starts from a nearly full bucket)."""
         with self._lock:
-            self._levels[token] = (level, time.monotonic())
+            self._levels[token] = (level, self.clock())
 
     def admit(self, token: str) -> str | None:
         """Count one request in; its filling header, or None when the bucket has no room."""
