@@ -17,6 +17,7 @@ from backoffice.queue.store import TaskStore
 from backoffice.queue.sweeper import LockSweeper
 from backoffice.settings import Settings
 from backoffice.warehouse.box_store import TransportBoxStore
+from task_queue_api.throttle import FailureThrottle
 
 # How often an unmigrated database is looked at again before refusing a request.
 SCHEMA_RECHECK_SECONDS = 2.0
@@ -34,6 +35,7 @@ class AppContext:
     event_counts: EventCountStore
     jobs: JobControl
     boxes: TransportBoxStore
+    throttle: FailureThrottle
     sweeper: LockSweeper
     _migrated: bool = False
     _checked_at: float = field(default=0.0)
@@ -52,6 +54,7 @@ class AppContext:
             event_counts=EventCountStore(engine),
             jobs=JobControl(engine),
             boxes=TransportBoxStore(engine),
+            throttle=FailureThrottle.from_settings(settings),
             sweeper=LockSweeper(tasks, settings.sweep_interval_seconds),
         )
         ctx.sweeper.start()

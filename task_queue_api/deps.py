@@ -7,11 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery
 
-from backoffice.errors import Unauthorized
 from backoffice.principals import Principal
 from task_queue_api.context import AppContext
-from task_queue_api.edge import KEY_CHECK
-from task_queue_api.throttle import client_address, get_throttle
+from task_queue_api.edge import KEY_CHECK, authenticate_key
 
 # Declared as security schemes so /docs offers both ways of sending a key.
 _header_key = APIKeyHeader(name="x-functions-key", auto_error=False, description="Function key")
@@ -36,24 +34,15 @@ def get_principal(
 ) -> Principal:
     """The caller behind `x-functions-key` (wins) or `?code=`; 401 when missing or unknown,
     429 after too many unknown keys from the caller's address."""
-    # The edge (edge.py) checked the key before the body was read: use its outcome.
+    # The edge (edge.py) checked the key of an /api/ call before its body was read: its outcome
+    # stands; any other caller is checked the same way here.
     checked = getattr(request.state, KEY_CHECK, None)
+    if checked is None:
+        checked = authenticate_key(request, header_key or query_key)
     if isinstance(checked, Exception):
         raise checked
-    if isinstance(checked, Principal):
-        request.state.principal = checked
-        return checked
-    key = header_key or query_key
-    if not key:
-        raise Unauthorized("Send a function key in the x-functions-key header or the code parameter.")
-    throttle, address = get_throttle(request), client_address(request)
-    throttle.check(address)
-    principal = ctx.keys.authenticate(key)
-    if principal is None:
-        throttle.failed(address)
-        raise Unauthorized("The function key is unknown or revoked.")
-    request.state.principal = principal
-    return principal
+    request.state.principal = checked
+    return checked
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

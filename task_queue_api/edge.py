@@ -27,7 +27,7 @@ from backoffice.errors import BackofficeError, PayloadTooLarge, Unauthorized
 from backoffice.principals import Principal
 from task_queue_api.context import AppContext
 from task_queue_api.errors import error_body
-from task_queue_api.throttle import client_address, get_throttle
+from task_queue_api.throttle import client_address
 
 # The request-state name of the key check's outcome: a Principal, or the error to raise.
 KEY_CHECK = "edge_key_check"
@@ -108,25 +108,26 @@ class EdgeGuard:
 async def check_key(scope: Scope, headers: Headers) -> Principal | Exception:
     """The principal behind the request's key, or the error that refuses it (read in a thread)."""
     key = headers.get("x-functions-key") or QueryParams(scope.get("query_string", b"")).get("code")
+    return await anyio.to_thread.run_sync(authenticate_key, Request(scope), key)
+
+
+def authenticate_key(request: Request, key: str | None) -> Principal | Exception:
+    """The caller behind `key`, or the error that refuses it: 401 (missing, unknown), 429 (the
+    address is throttled) or a database that cannot answer (its handlers say 503). Blocking."""
     if not key:
         return Unauthorized(MISSING_KEY)
-    request = Request(scope)
-    throttle, address = get_throttle(request), client_address(request)
-    ctx: AppContext = scope["app"].state.ctx
+    ctx: AppContext = request.app.state.ctx
+    address = client_address(request)
     try:
-        throttle.check(address)
-        principal = await anyio.to_thread.run_sync(_authenticate, ctx, key)
+        ctx.throttle.check(address)
+        ctx.ensure_migrated()
+        principal = ctx.keys.authenticate(key)
     except (BackofficeError, SQLAlchemyError) as exc:
-        return exc  # 429, or a database that cannot answer: the route's handlers say 503
+        return exc
     if principal is None:
-        throttle.failed(address)
+        ctx.throttle.failed(address)
         return Unauthorized(UNKNOWN_KEY)
     return principal
-
-
-def _authenticate(ctx: AppContext, key: str) -> Principal | None:
-    ctx.ensure_migrated()
-    return ctx.keys.authenticate(key)
 
 
 def _empty_body() -> Receive:

@@ -25,7 +25,6 @@ from backoffice.settings import Settings
 
 # Addresses remembered at most; beyond it the stalest are forgotten (bounded memory under a flood).
 MAX_ADDRESSES = 10_000
-_BUILD_LOCK = threading.Lock()
 
 
 class FailureThrottle:
@@ -83,15 +82,3 @@ class FailureThrottle:
 def client_address(request: Request) -> str:
     """The caller's address (a trusted proxy's X-Forwarded-For already applied)."""
     return request.client.host if request.client else "unknown"
-
-
-def get_throttle(request: Request) -> FailureThrottle:
-    """The app's throttle, built on first use from the app's settings."""
-    throttle: FailureThrottle | None = getattr(request.app.state, "auth_throttle", None)
-    if throttle is None:
-        with _BUILD_LOCK:  # two first requests at once must not count on two throttles
-            throttle = getattr(request.app.state, "auth_throttle", None)
-            if throttle is None:
-                throttle = FailureThrottle.from_settings(request.app.state.ctx.settings)
-                request.app.state.auth_throttle = throttle
-    return throttle

@@ -19,7 +19,7 @@ from task_queue_api.dashboard.auth import CSRF_FIELD, CheckedSessionDep, SignerD
 from task_queue_api.dashboard.sessions import SESSION_COOKIE, SESSION_SECONDS, SIGNIN_COOKIE
 from task_queue_api.dashboard.views import render
 from task_queue_api.deps import ContextDep
-from task_queue_api.throttle import client_address, get_throttle
+from task_queue_api.throttle import client_address
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,7 +66,7 @@ def signin(
     nonce = request.cookies.get(SIGNIN_COOKIE)
     if not signer.check_csrf("signin:" + nonce if nonce else None, csrf_token):
         return _signin_page(request, signer, 403, "The sign-in form expired; enter the key again.")
-    throttle, address = get_throttle(request), client_address(request)
+    throttle, address = ctx.throttle, client_address(request)
     try:
         throttle.check(address)
     except TooManyAttempts as exc:
