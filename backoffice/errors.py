@@ -1,7 +1,9 @@
 """Every error a user of the sidecar, the CLI or the flows can meet.
 
     BackofficeError               (500 internal_error)
-    ├── ValidationFailed          422 validation_error, reserved_name
+    ├── ValidationFailed          422 validation_error, reserved_name, unknown_task_type,
+    │                                 invalid_data_schema, callback_not_allowed,
+    │                                 invalid_schedule
     ├── Unauthorized              401 unauthorized
     ├── Forbidden                 403 forbidden
     ├── NotFound                  404 not_found

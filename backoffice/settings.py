@@ -29,8 +29,36 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = Field(3600.0, gt=0)
     db_pool_size: int = Field(10, ge=1)
     db_connect_timeout_seconds: int = Field(5, ge=1)
+    # How long a sidecar reuses a live function key it looked up (0: every request reads the
+    # database). At most 1 s: a revoked key stops working on every sidecar within it.
+    key_cache_seconds: float = Field(1.0, ge=0, le=1)
     # Run-out locks of every type are swept this often, not only when somebody locks that type.
     sweep_interval_seconds: float = Field(30.0, gt=0)
+    # The periodic duties (lock sweep, Enabled reconciliation) in `backoffice api`: one sidecar per
+    # database does them (backoffice/duties.py); false (BACKOFFICE_RECONCILE=off) keeps this one out.
+    reconcile: bool = True
+    # 30 s: a plain `prefect deploy` that un-paused a disabled job is paused again within a minute.
+    reconcile_interval_seconds: float = Field(30.0, gt=0)
+
+    # --- task types, retention, result callbacks (backoffice/queue/task_types.py, retention.py,
+    # callbacks.py) ---------------------------------------------------------------------------
+    # True refuses to create a task of a type nobody defined (422 unknown_task_type).
+    require_task_type_definitions: bool = False
+    # How long a process reuses a task-type definition it read (a change reaches every sidecar within it).
+    task_type_cache_seconds: float = Field(5.0, ge=0)
+    # Finished tasks older than their type's retention_days (else this) are deleted by Queue_Retention;
+    # events of deleted tasks are kept event_retention_days.
+    task_retention_days: int = Field(30, ge=1)
+    event_retention_days: int = Field(365, ge=1)
+    retention_batch_size: int = Field(1000, ge=1, le=100_000)
+    # Comma-separated host names a callback_url may point to; empty turns callbacks off.
+    callback_allowed_hosts: str = ""
+    callback_secret: SecretStr | None = None  # the HMAC-SHA256 key of X-Backoffice-Signature
+    callback_max_attempts: int = Field(10, ge=1)
+    callback_timeout_seconds: float = Field(10.0, gt=0)
+    callback_poll_seconds: float = Field(2.0, gt=0)
+    callback_backoff_base_seconds: float = Field(10.0, gt=0)
+    callback_backoff_max_seconds: float = Field(3600.0, gt=0)
 
     # --- external services -----------------------------------------------------------------
     shoptet_base_url: str = "https://api.myshoptet.com"

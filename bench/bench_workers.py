@@ -133,8 +133,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def sidecar(url: str, workers: int) -> Iterator[tuple[str, str]]:
-    """`backoffice api --workers N` on the scratch database; yields (base URL, a consumer key)."""
+def sidecar(url: str, workers: int) -> Iterator[tuple[str, str, str, int]]:
+    """`backoffice api --workers N` on the scratch database; yields (base URL, a consumer key,
+    the admin key, the server's pid)."""
     port, admin = _free_port(), secrets.token_urlsafe(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOFFICE_")}
     env.update(BACKOFFICE_DATABASE_URL=url, BACKOFFICE_ADMIN_KEY=admin)
@@ -158,7 +159,117 @@ def sidecar(url: str, workers: int) -> Iterator[tuple[str, str]]:
         body = {"name": "bench-worker", "role": "consumer", "task_types": [TASK_TYPE]}
         created = httpx.post(f"{base}/api/keys", json=body, headers={"x-functions-key": admin})
         created.raise_for_status()
-        yield base, created.json()["key"]
+        yield base, created.json()["key"], admin, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def http_latency_worker(
+    base_url: str, key: str, samples: int, seconds: float, ready: Any, go: Any, results: Any
+) -> None:
+    """Time `samples` lock(1) + complete pairs over HTTP, one client: the stack's latency."""
+    with httpx.Client(base_url=base_url, headers={"x-functions-key": key}, timeout=60) as client:
+        for _ in range(20):  # warm the key cache, the pool and the prepared statements
+            _lock_complete(client)
+        ready.put(True)
+        go.wait()
+        timings = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            _lock_complete(client)
+            timings.append(time.perf_counter() - start)
+    results.put((samples, timings))
+
+
+def _lock_complete(client: httpx.Client) -> None:
+    locked = client.post("/api/tasks/lock", json={"task_type": TASK_TYPE})
+    locked.raise_for_status()
+    for t in locked.json()["items"]:
+        body = {"lock_token": t["lock_token"], "result": {"ok": True}}
+        client.post(f"/api/tasks/{t['id']}/complete", json=body).raise_for_status()
+
+
+def psql_pair_script(samples: int) -> str:
+    """A psql script: `samples` times our lock statement and our complete statement (the hot
+    path's SQL with the parameters written in), each timed by psql's \\timing."""
+    from backoffice.queue.async_store import _statement
+
+    lock = _statement("lock_postgresql").replace(
+        "SELECT * FROM claimed", "SELECT id, lock_token FROM claimed"
+    )
+    values = {
+        "task_type": f"'{TASK_TYPE}'",
+        "limit": "1",
+        "actor": "'bench'",
+        "now": "now()",
+        "locked_until": "(now() + interval '600 seconds')",
+        "locked_until_text": "CAST(now() + interval '600 seconds' AS text)",
+        "id": "CAST(:'id' AS uuid)",
+        "token": "CAST(:'lock_token' AS uuid)",
+        "result": """'{"ok": true}'""",
+        "task_types": "NULL",
+    }
+    complete = _statement("complete_postgresql").replace("SELECT * FROM done", "SELECT id FROM done")
+    for name, value in values.items():
+        lock = lock.replace(f"%({name})s", value)
+        complete = complete.replace(f"%({name})s", value)
+    pair = f"{lock} \\gset\n{complete};\n"
+    return "\\timing on\n" + pair * samples
+
+
+def long_poll_probe(base_url: str, key: str, admin: str, polls: int, probes: int) -> dict[str, Any]:
+    """`polls` lock calls waiting (wait_seconds 30; the admin key, a type nobody creates) while
+    /healthz and GET /api/tasks are timed."""
+    import asyncio
+
+    async def run() -> dict[str, Any]:
+        limits = httpx.Limits(max_connections=polls + 10, max_keepalive_connections=polls + 10)
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=90) as client:
+            body = {"task_type": "BenchNobody", "wait_seconds": 30}
+            waiting = [
+                asyncio.create_task(
+                    client.post("/api/tasks/lock", json=body, headers={"x-functions-key": admin})
+                )
+                for _ in range(polls)
+            ]
+            await asyncio.sleep(10)  # a measuring tool, not a test: let the polls arrive
+            still = sum(not w.done() for w in waiting)
+            timings: dict[str, list[float]] = {"healthz": [], "list_tasks": []}
+            async with httpx.AsyncClient(base_url=base_url, timeout=60) as probe:
+                for _ in range(probes):
+                    for name, path, headers in (
+                        ("healthz", "/healthz", {}),
+                        ("list_tasks", "/api/tasks?limit=1", {"x-functions-key": admin}),
+                    ):
+                        start = time.perf_counter()
+                        (await probe.get(path, headers=headers)).raise_for_status()
+                        timings[name].append(time.perf_counter() - start)
+            for w in waiting:
+                w.cancel()
+            return {"polls_waiting": still, **timings}
+
+    return asyncio.run(run())
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn's workers), largest single one, MB."""
+    largest = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                largest = max(largest, int(line.split()[1]) / 1024)
+    return largest
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    kids = [int(c) for c in found]
+    return kids + [g for k in kids for g in _children(k)]

@@ -1,6 +1,7 @@
 """Queue benchmark on PostgreSQL: lock+complete throughput and lock latency, with pgbench's bound.
 
-    uv run python bench/queue_bench.py [--server URL] [--seconds 5] [--skip pgbench throughput latency]
+    uv run python bench/queue_bench.py [--server URL] [--seconds 5]
+        [--skip pgbench throughput latency http_latency long_poll]
 
 Prints one JSON line per figure (see bench/README.md). Everything runs against scratch databases
 it creates on the server (`backoffice_bench`, `backoffice_bench_big`, `backoffice_bench_pgbench`),
@@ -18,6 +19,8 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backoffice.migrate import upgrade  # noqa: E402
-from bench.bench_workers import http_worker, latency_worker, seed, sidecar, storage_worker  # noqa: E402
+from bench.bench_workers import (  # noqa: E402
+    http_latency_worker,
+    http_worker,
+    latency_worker,
+    long_poll_probe,
+    psql_pair_script,
+    rss_mb,
+    seed,
+    sidecar,
+    storage_worker,
+)
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONCURRENCY = (1, 4, 8)
@@ -124,11 +137,83 @@ def throughput(url: str, args: argparse.Namespace, base: float | None) -> dict[s
 
     for n in CONCURRENCY:
         measure("storage_lock_complete", storage_worker, (url, 1), n)
-    with sidecar(url, args.http_workers) as (base_url, key):
-        for name, limit in (("http_single", 1), ("http_batch50", 50)):
-            for n in CONCURRENCY:
-                measure(name, http_worker, (base_url, key, limit), n, http_workers=args.http_workers)
+    with sidecar(url, args.http_workers) as (base_url, key, admin, pid):
+        peak = RssPeak(pid)
+        with peak:
+            for name, limit in (("http_single", 1), ("http_batch50", 50)):
+                for n in CONCURRENCY:
+                    measure(name, http_worker, (base_url, key, limit), n, http_workers=args.http_workers)
+        emit(
+            figure="sidecar_rss", largest_process_mb=round(peak.peak, 1), target_mb=150, met=peak.peak <= 150
+        )
+        if "http_latency" not in args.skip:
+            http_latency(url, base_url, key, args)
+        if "long_poll" not in args.skip:
+            figures = long_poll_probe(base_url, key, admin, polls=300, probes=20)
+            for name in ("healthz", "list_tasks"):
+                ms = sorted(x * 1000 for x in figures[name])
+                emit(
+                    figure="answer_during_long_polls",
+                    request=name,
+                    polls_waiting=figures["polls_waiting"],
+                    p50_ms=round(statistics.median(ms), 2),
+                    max_ms=round(ms[-1], 2),
+                    target_ms=100,
+                    met=ms[-1] < 100,
+                )
     return best
+
+
+class RssPeak:
+    """The largest resident size of the sidecar's processes, sampled every 0.2 s while in use."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+
+def http_latency(url: str, base_url: str, key: str, args: argparse.Namespace) -> None:
+    """p50 of lock(1) + complete over HTTP with one client, beside the p50 of the same two
+    statements run by psql (its timing) on the same database: the overhead of our stack."""
+    samples = args.samples
+    seed(url, pending=samples * 2 + 200, finished=0)
+    _, timings = run_workers(http_latency_worker, 1, (base_url, key, samples), 600)
+    http_ms = sorted(x * 1000 for x in timings)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
+        script.write(psql_pair_script(samples))
+        script.flush()
+        out = subprocess.run(
+            [pg_binary("psql"), "-q", "-X", "-v", "ON_ERROR_STOP=1", "-f", script.name, url],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    times = [float(t) for t in re.findall(r"Time: ([\d.]+) ms", out)]
+    pairs = sorted(a + b for a, b in zip(times[0::2], times[1::2], strict=False))
+    http_p50, psql_p50 = statistics.median(http_ms), statistics.median(pairs)
+    emit(
+        figure="lock_complete_latency",
+        clients=1,
+        samples=samples,
+        http_p50_ms=round(http_p50, 3),
+        http_p99_ms=round(http_ms[min(len(http_ms) - 1, int(len(http_ms) * 0.99))], 3),
+        psql_p50_ms=round(psql_p50, 3),
+        stack_overhead_p50_ms=round(http_p50 - psql_p50, 3),
+    )
 
 
 def latency(small_url: str, big_url: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -165,7 +250,12 @@ def main() -> None:
     parser.add_argument("--big-finished", type=int, default=1_000_000)
     parser.add_argument("--big-pending", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=800, help="lock calls per latency figure")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["pgbench", "throughput", "latency"])
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["pgbench", "throughput", "latency", "http_latency", "long_poll"],
+    )
     args = parser.parse_args()
 
     url = recreate(args.server, "backoffice_bench")

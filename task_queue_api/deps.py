@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery
 
@@ -16,17 +17,19 @@ _header_key = APIKeyHeader(name="x-functions-key", auto_error=False, description
 _query_key = APIKeyQuery(name="code", auto_error=False, description="Function key (query)")
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     """The process's AppContext; 503 while the database is not migrated."""
+    # async, like get_principal: a sync dependency costs every request a worker-thread hop.
     ctx: AppContext = request.app.state.ctx
-    ctx.ensure_migrated()
+    if not ctx.migrated:
+        await anyio.to_thread.run_sync(ctx.ensure_migrated)
     return ctx
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     ctx: ContextDep,
     header_key: Annotated[str | None, Depends(_header_key)],
@@ -36,9 +39,9 @@ def get_principal(
     429 after too many unknown keys from the caller's address."""
     # The edge (edge.py) checked the key of an /api/ call before its body was read: its outcome
     # stands; any other caller is checked the same way here.
-    checked = getattr(request.state, KEY_CHECK, None)
+    checked: Principal | Exception | None = getattr(request.state, KEY_CHECK, None)
     if checked is None:
-        checked = authenticate_key(request, header_key or query_key)
+        checked = await anyio.to_thread.run_sync(authenticate_key, request, header_key or query_key)
     if isinstance(checked, Exception):
         raise checked
     request.state.principal = checked

@@ -106,9 +106,14 @@ class EdgeGuard:
 
 
 async def check_key(scope: Scope, headers: Headers) -> Principal | Exception:
-    """The principal behind the request's key, or the error that refuses it (read in a thread)."""
+    """The principal behind the request's key, or the error that refuses it: on the event loop
+    when the key is in the key cache (no I/O then), else read in a thread."""
     key = headers.get("x-functions-key") or QueryParams(scope.get("query_string", b"")).get("code")
-    return await anyio.to_thread.run_sync(authenticate_key, Request(scope), key)
+    request = Request(scope)
+    ctx: AppContext = request.app.state.ctx
+    if key and ctx.migrated and ctx.keys.cached(key) is not None:
+        return authenticate_key(request, key)
+    return await anyio.to_thread.run_sync(authenticate_key, request, key)
 
 
 def authenticate_key(request: Request, key: str | None) -> Principal | Exception:

@@ -16,7 +16,7 @@ from task_queue_api.dashboard import install_dashboard
 from task_queue_api.edge import install_edge
 from task_queue_api.errors import install_error_handlers
 from task_queue_api.metrics import install_metrics
-from task_queue_api.routes import health, jobs, keys, tasks, transport_boxes
+from task_queue_api.routes import health, jobs, keys, task_types, tasks, transport_boxes
 
 DESCRIPTION = """
 The back office's scheduled-task queue and job control.
@@ -26,7 +26,8 @@ Consumers lock tasks of their types, then complete or fail them with the lock to
 Every error is `{"error": "<code>", "message": "<what to do>"}`.
 """
 
-# Long-polling lock calls wait in worker threads; give them room beside ordinary requests.
+# Long-polling lock calls wait as coroutines (backoffice/queue/long_poll.py); the threads serve
+# the sync routes and SQLite's hot path.
 THREAD_LIMIT = 200
 
 
@@ -39,9 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREAD_LIMIT
         engine = create_db_engine(settings)
         app.state.ctx = AppContext.build(settings, engine)
+        await app.state.ctx.start_hot_path()
         try:
             yield
         finally:
+            await app.state.ctx.stop_hot_path()
             app.state.ctx.close()
             engine.dispose()
 
@@ -53,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,  # short operation ids, e.g. metrics
     )
     install_error_handlers(app)
-    for module in (health, keys, tasks, jobs, transport_boxes):
+    # The queue's hot routes (async, without the router's sync dependencies) go first.
+    app.include_router(tasks.hot_router)
+    for module in (health, keys, tasks, task_types, jobs, transport_boxes):
         app.include_router(module.router)
     # Before the metrics: the request timer wraps the edge, so its refusals are timed too.
     install_edge(app, settings.max_request_bytes)

@@ -23,6 +23,12 @@ What is counted where, and why:
   (the code behind `GET /api/jobs`). When Prefect or the database is unreachable the scrape still
   answers, with `backoffice_prefect_up 0` / `backoffice_database_up 0` and without those series.
 
+- Held / waited histograms and failures by kind (`backoffice_task_held_seconds`,
+  `backoffice_task_waited_seconds`, `backoffice_task_failures_by_kind`) are read from the details of
+  the `completed` / `failed` events the same incremental way (backoffice/queue/timing.py).
+  Undelivered result callbacks (`backoffice_callbacks_undelivered`) are counted in the outbox at
+  scrape time.
+
 `/metrics` needs no key, like `/healthz`: it shows counts and names, no task data.
 """
 
@@ -43,7 +49,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
@@ -52,6 +58,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backoffice.errors import BackofficeError, PrefectUnavailable
 from backoffice.jobs.status import JobStatus
 from backoffice.queue.records import TypeStats
+from backoffice.queue.timing import BUCKETS as TIMING_BUCKETS
+from backoffice.queue.timing import FAILURES, Histograms, TimingHistograms
 from task_queue_api.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -140,6 +148,8 @@ class Snapshot:
     database_up: bool = True
     stats: list[TypeStats] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)
+    callbacks: dict[str, int] = field(default_factory=dict)
+    timing: Histograms = field(default_factory=dict)
     prefect_up: bool | None = None
     jobs: list[JobStatus] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -189,6 +199,40 @@ def _task_metrics(s: Snapshot) -> Iterator[Metric]:
     yield age
     for event, (name, doc) in EVENT_COUNTERS.items():
         yield CounterMetricFamily(name, doc, value=s.events.get(event, 0))
+    undelivered = GaugeMetricFamily(
+        "backoffice_callbacks_undelivered",
+        "Result callbacks not delivered: pending (retrying) or failed (attempts used up).",
+        labels=["state"],
+    )
+    for state in ("pending", "failed"):
+        undelivered.add_metric([state], s.callbacks.get(state, 0))
+    yield undelivered
+    yield from timing_metrics(s.timing)
+
+
+def timing_metrics(timing: Histograms) -> Iterator[Metric]:
+    """Histograms of held and waited seconds by task type (backoffice/queue/timing.py)."""
+    docs = {
+        "held": "Seconds a task was held, lock to completion or failure (each attempt).",
+        "waited": "Seconds a task waited, creation or not_before to its first lock (once per task).",
+    }
+    failures = CounterMetricFamily(
+        "backoffice_task_failures_by_kind",
+        "Failures by task type and error kind (execution, validation, timeout, system).",
+        labels=["task_type", "error_kind"],
+    )
+    for (kind, key), dist in sorted(timing.items()):
+        if kind == FAILURES:
+            failures.add_metric(key.split("|", 1), dist.count)
+    yield failures
+    for measure, doc in docs.items():
+        family = HistogramMetricFamily(f"backoffice_task_{measure}_seconds", doc, labels=["task_type"])
+        for (kind, task_type), dist in sorted(timing.items()):
+            if kind != measure:
+                continue
+            buckets = [(repr(bound), n) for bound, n in zip(TIMING_BUCKETS, dist.buckets, strict=True)]
+            family.add_metric([task_type], [*buckets, ("+Inf", dist.count)], sum_value=dist.total)
+        yield family
 
 
 def job_metrics(jobs: list[JobStatus], now: datetime) -> Iterator[Metric]:
@@ -233,6 +277,11 @@ def read_queue(app: FastAPI, snapshot: Snapshot) -> None:
         cache: StatsCache = app.state.stats_cache
         snapshot.stats = cache.get(ctx.tasks.type_stats)
         snapshot.events = ctx.event_counts.totals()
+        if ctx.callbacks is not None:
+            snapshot.callbacks = ctx.callbacks.undelivered()
+        if getattr(app.state, "timing", None) is None:
+            app.state.timing = TimingHistograms(ctx.engine)
+        snapshot.timing = app.state.timing.read()
     except (SQLAlchemyError, BackofficeError) as exc:
         log.warning("metrics: database unavailable (%s)", type(exc).__name__)
         snapshot.database_up = False

@@ -79,6 +79,9 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Build test settings: the test database, the bootstrap admin key, a temp output dir, plus `fields`."""
 
     def make(**fields: Any) -> Settings:
+        # An in-process sidecar's reconcile timer would touch the Prefect harness in the middle of
+        # a test that arranges Prefect's state itself: off unless a test asks (tests/topology).
+        fields.setdefault("reconcile_interval_seconds", 3600.0)
         return Settings(
             database_url=database_url,
             admin_key=ADMIN_KEY,  # type: ignore[arg-type]

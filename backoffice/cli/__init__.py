@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from backoffice.cli import db, deploy, jobs, keys, run, server
+from backoffice.cli import db, deploy, jobs, keys, run, server, task_types
 
 app = typer.Typer(
     name="backoffice",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(task_types.app, name="task-types")
 server.register(app)
 app.add_typer(jobs.app, name="jobs")
 deploy.register(app)

@@ -43,9 +43,7 @@ def deploy(
         engine.dispose()
     typer.echo(f"Deployed {len(report.deployed)} jobs: {', '.join(report.deployed)}.")
     for change in report.adopted:
-        typer.echo(
-            f"  {change.job_id} was {'enabled' if change.enabled else 'disabled'} in Prefect; recorded."
-        )
+        typer.echo(f"  {change.job_id}: {change.message}.")
     if report.alert_automation:
         typer.echo(
             f"  Failure alerts go to BACKOFFICE_ALERT_WEBHOOK_URL (automation {report.alert_automation})."

@@ -1,4 +1,4 @@
-"""`backoffice jobs …`: the recurring jobs (list, enable, disable, run now, the reconciler)."""
+"""`backoffice jobs …`: the recurring jobs (list, enable, disable, schedule, run now, the reconciler)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from backoffice.settings import get_settings
 
 app = typer.Typer(help="Recurring jobs (Prefect deployments).", no_args_is_help=True)
 T = TypeVar("T")
+# Marks a cron an operator set (`backoffice jobs schedule`) in `backoffice jobs list`.
+OVERRIDE_MARK = "[override]"
 
 
 def _actor() -> str:
@@ -56,7 +58,7 @@ def _row(s: JobStatus) -> list[str]:
         s.id,
         "yes" if s.enabled else "no",
         s.health,
-        f"{s.cron} ({s.timezone})",
+        f"{s.cron} ({s.timezone})" + (f" {OVERRIDE_MARK}" if s.schedule_source == "override" else ""),
         _when(s.next_run_at, s.timezone),
         f"{last.state} {_when(last.start, s.timezone)}" if last else "-",
         duration,
@@ -97,6 +99,31 @@ def disable(job_id: str) -> None:
 
 
 @app.command()
+def schedule(
+    job_id: str,
+    cron: Annotated[str | None, typer.Argument(help='Five-field cron, e.g. "30 12 * * 1-5"')] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA zone of the cron (default: the zone in force)")
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Back to the cron prefect.yaml declares")] = False,
+) -> None:
+    """Run a job on CRON instead of prefect.yaml's cron (kept across deploys), or --reset it."""
+    if (cron is None) == (not reset):
+        typer.echo('error: give either a cron ("30 12 * * 1-5") or --reset.', err=True)
+        raise typer.Exit(2)
+    control = _control()
+    if reset:
+        status = _run(control.reset_schedule(job_id, _actor()))
+    else:
+        status = _run(control.set_schedule(job_id, cron or "", timezone, _actor()))
+    source = "override" if status.schedule_source == "override" else "prefect.yaml's"
+    typer.echo(
+        f"{status.id} runs on {status.cron} ({status.timezone}, {source}); "
+        f"next run {_when(status.next_run_at, status.timezone)}."
+    )
+
+
+@app.command()
 def run(
     job_id: str,
     day: Annotated[
@@ -117,7 +144,8 @@ def reconcile_command(
     loop: Annotated[bool, typer.Option(help="Keep reconciling until stopped")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between passes")] = RECONCILE_INTERVAL_SECONDS,
 ) -> None:
-    """Bring our Enabled records and Prefect in step (picks up pauses made in the Prefect UI/CLI).
+    """Bring our Enabled records and schedule overrides and Prefect in step (picks up pauses and
+    schedule edits made in the Prefect UI/CLI).
 
     Timeouts are Prefect's own flow timeouts (backoffice.jobs.timeouts), not the reconciler's.
     """
@@ -127,9 +155,7 @@ def reconcile_command(
     if not loop:
         adopted = _run(reconcile(control.store, load_catalog()))
         for change in adopted:
-            typer.echo(
-                f"{change.job_id}: {'enabled' if change.enabled else 'disabled'} in Prefect; recorded."
-            )
+            typer.echo(f"{change.job_id}: {change.message}.")
         typer.echo(f"Reconciled at {datetime.now(UTC).isoformat(timespec='seconds')}.")
         return
 

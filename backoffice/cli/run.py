@@ -1,10 +1,12 @@
 """`backoffice run`: the whole system on one machine with one command; Ctrl-C stops all of it.
 
-Order: migrate the embedded SQLite database → a local Prefect server (its SQLite under
-`<data-dir>/prefect`) unless PREFECT_API_URL names one → with --sandbox the fake Shoptet and
+Order: migrate the embedded SQLite database → a local Prefect server unless PREFECT_API_URL names
+one (on SQLite under `<data-dir>/prefect`; with BACKOFFICE_DATABASE_URL on PostgreSQL, on a database
+`<ours>_prefect` of the same server, created when missing) → with --sandbox the fake Shoptet and
 Comgate → `backoffice deploy` (work pool, catalog, Enabled records, alerts, misfire catch-up) →
-the flow runner (`prefect worker start`), the sidecar and the reconciler. The local Prefect
-server's URL is left in `<data-dir>/prefect-api-url` while it runs, for commands in other terminals.
+the flow runner (`prefect worker start`) and the sidecar, which also reconciles (backoffice/duties.py).
+The local Prefect server's URL is left in `<data-dir>/prefect-api-url` while it runs, for commands
+in other terminals.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from types import FrameType
 from typing import Annotated
 
 import httpx
+import psycopg
 import typer
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from backoffice.cli.procs import ChildExited, Supervisor, become_subreaper, reap
@@ -86,6 +90,27 @@ def _migrate(url: str) -> None:
         engine.dispose()
 
 
+def prefect_database_url(our_url: str) -> str:
+    """Prefect's database beside ours on the same PostgreSQL server (`<ours>_prefect`), created when
+    missing; the URL in Prefect's driver (postgresql+asyncpg)."""
+    ours = make_url(our_url)
+    name = f"{ours.database}_prefect"
+    # The server's maintenance database, reached as our user: CREATE DATABASE runs outside ours.
+    admin = ours.set(drivername="postgresql", database="postgres", query={})
+    try:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise ChildExited(
+            f"could not find or create Prefect's database {name} ({type(exc).__name__}: {exc}); create "
+            "it yourself, or set PREFECT_SERVER_DATABASE_CONNECTION_URL=postgresql+asyncpg://…"
+        ) from exc
+    # asyncpg takes no libpq query options (sslmode=…): only the address and the credentials.
+    prefect = ours.set(drivername="postgresql+asyncpg", database=name, query={})
+    return prefect.render_as_string(hide_password=False)
+
+
 def _start_sandbox(sup: Supervisor) -> dict[str, str]:
     """Start the fake Shoptet and Comgate; the environment that points the jobs at them."""
     from backoffice.integrations.fakes import comgate, shoptet
@@ -120,7 +145,7 @@ def run(
     data_dir: Annotated[Path, typer.Option(help="Where the embedded databases live")] = Path(".data"),
     env_name: Annotated[str, typer.Option("--env", help="Environment file deployments/<env>.env")] = "local",
 ) -> None:
-    """Run everything: Prefect server, the eight scheduled jobs, the flow runner and the sidecar."""
+    """Run everything: Prefect server, the scheduled jobs (prefect.yaml), the flow runner and the sidecar."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -147,6 +172,13 @@ def run(
             env.update(PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false")
             env.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
             env.setdefault("PREFECT_HOME", str(data_dir / "prefect"))
+            if not is_sqlite(env["BACKOFFICE_DATABASE_URL"]) and not (
+                env.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+                or env.get("PREFECT_API_DATABASE_CONNECTION_URL")
+            ):
+                url = prefect_database_url(env["BACKOFFICE_DATABASE_URL"])
+                env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = url
+                lines.append(f"  Prefect database    {make_url(url).render_as_string()}")
             started_prefect = True
             sup.start(
                 "Prefect server",
@@ -183,7 +215,6 @@ def run(
         sup.start(
             "flow runner", [PYTHON, "-m", "prefect", "worker", "start", "--pool", env["BACKOFFICE_WORK_POOL"]]
         )
-        sup.start("reconciler", [*BACKOFFICE, "jobs", "reconcile", "--loop"])
         _wait_http(sup, f"http://{host}:{port}/healthz", "sidecar")
         typer.echo("\nbackoffice is running. Ctrl-C stops everything.")
         typer.echo(

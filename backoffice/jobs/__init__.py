@@ -1,1 +1,2 @@
-"""Recurring jobs: the catalog's runtime rules, the Enabled record and its sync with Prefect."""
+"""Recurring jobs: the catalog's runtime rules, the Enabled record and the schedule overrides, and
+their sync with Prefect."""

@@ -1,14 +1,16 @@
-"""The job catalog, read from `prefect.yaml` (the one place the eight jobs are declared).
+"""The job catalog, read from `prefect.yaml` (the one place the recurring jobs are declared).
 
 A job is a Prefect deployment; its id is the deployment name. Besides what Prefect reads, each
 deployment carries our `backoffice:` key (misfire policy, catch-up limit, timeout), which
-Prefect ignores.
+Prefect ignores; `enabled_by_default: false` there makes a job start disabled until an operator
+enables it (a job without an Enabled record follows its default).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -16,6 +18,7 @@ from typing import Any, Literal, cast
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; no dev dependency for one call
 
 from backoffice.errors import NotFound
+from backoffice.jobs.schedule import Schedule
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
@@ -41,6 +44,7 @@ class Job:
     catch_up_limit: int
     timeout_seconds: int
     tags: tuple[str, ...] = field(default=())
+    enabled_by_default: bool = True
 
     @property
     def function(self) -> str:
@@ -51,6 +55,15 @@ class Job:
     def flow_name(self) -> str:
         """The Prefect flow name of the entrypoint, as its `@flow(name=...)` declares it."""
         return flow_name(self.entrypoint)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The cron and timezone prefect.yaml declares (an operator's override may be in force instead)."""
+        return Schedule(self.cron, self.timezone)
+
+    def on(self, schedule: Schedule) -> Job:
+        """This job under `schedule` (an operator's override); everything else as declared."""
+        return replace(self, cron=schedule.cron, timezone=schedule.timezone)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,15 @@ class Catalog:
     def ids(self) -> list[str]:
         """Job ids in declaration order."""
         return [job.id for job in self.jobs]
+
+    @property
+    def enabled_defaults(self) -> dict[str, bool]:
+        """Whether each job is enabled while it has no Enabled record (`enabled_by_default`)."""
+        return {job.id: job.enabled_by_default for job in self.jobs}
+
+    def on(self, schedules: Mapping[str, Schedule]) -> Catalog:
+        """The catalog with the schedules in force (`schedules`: the overrides by job id)."""
+        return Catalog(tuple(job.on(schedules[job.id]) if job.id in schedules else job for job in self.jobs))
 
 
 @lru_cache
@@ -101,6 +123,9 @@ def _job(raw: dict[str, Any]) -> Job:
     misfire = ours.get("misfire")
     if misfire not in MISFIRE_POLICIES:
         raise CatalogError(f"{name}: backoffice.misfire must be one of {', '.join(MISFIRE_POLICIES)}")
+    enabled_by_default = ours.get("enabled_by_default", True)
+    if not isinstance(enabled_by_default, bool):
+        raise CatalogError(f"{name}: backoffice.enabled_by_default must be true or false")
     return Job(
         id=name,
         entrypoint=str(raw["entrypoint"]),
@@ -111,6 +136,7 @@ def _job(raw: dict[str, Any]) -> Job:
         catch_up_limit=int(ours.get("catch_up_limit", 1)),
         timeout_seconds=int(ours.get("timeout_seconds", 3600)),
         tags=tuple(raw.get("tags") or ()),
+        enabled_by_default=enabled_by_default,
     )
 
 

@@ -1,7 +1,8 @@
 """`backoffice deploy`: deploy the catalog with Prefect's own `prefect deploy --all`, then re-apply
-what a plain deploy loses or cannot know: the Enabled records, the alert automation and the
-misfire catch-up. It also creates (or resets) the global concurrency limit `shoptet-api`: the 3
-Shoptet connections every flow run shares (`backoffice.integrations.shoptet_slots`).
+what a plain deploy loses or cannot know: the Enabled records, the schedule overrides, the alert
+automation and the misfire catch-up (under the schedules in force). It also creates (or resets)
+the global concurrency limit `shoptet-api`: the 3 Shoptet connections every flow run shares
+(`backoffice.integrations.shoptet_slots`).
 
 Per-environment values come from `deployments/<env>.env` (the work pool, the project folder the
 worker runs flows from); variables already in the environment win over the file.
@@ -35,6 +36,7 @@ from backoffice.jobs.alerts import ensure_alert_automation
 from backoffice.jobs.catalog import PREFECT_YAML, PROJECT_DIR, Catalog
 from backoffice.jobs.misfire import CatchUp, catch_up
 from backoffice.jobs.prefect_api import api_url, prefect_client, read_deployments
+from backoffice.jobs.schedule_store import ScheduleStore
 from backoffice.jobs.store import JobRecordStore
 from backoffice.settings import Settings
 
@@ -151,19 +153,23 @@ def run_prefect_deploy(env: dict[str, str], prefect_file: Path = PREFECT_YAML) -
 async def after_deploy(
     engine: Engine, settings: Settings, catalog: Catalog, now: datetime | None = None
 ) -> DeployReport:
-    """Check every job got deployed, then records → Prefect, Shoptet limit, alerts, misfire catch-up."""
+    """Check every job got deployed, then records and overrides → Prefect, Shoptet limit, alerts,
+    misfire catch-up."""
     store = JobRecordStore(engine)
     async with prefect_client() as client:
         deployments = await read_deployments(client, catalog.ids)
     missing = [job_id for job_id in catalog.ids if job_id not in deployments]
     if missing:
         raise DeployFailed(f"These jobs are not deployed after `prefect deploy --all`: {', '.join(missing)}.")
-    adopted = await sync.reconcile(store, catalog)
-    records = await sync.in_thread(store.all, catalog.ids)
+    schedules = ScheduleStore(engine)
+    adopted = await sync.reconcile(store, catalog, schedules)
+    records = await sync.in_thread(store.all, catalog.ids, catalog.enabled_defaults)
+    overrides = await sync.in_thread(schedules.all, catalog.ids)
+    in_force = catalog.on({job_id: o.schedule for job_id, o in overrides.items()})
     async with prefect_client() as client:
         await ensure_shoptet_limit(client)
         automation = await ensure_alert_automation(client, settings, [d.id for d in deployments.values()])
-        caught_up = await catch_up(client, catalog, records, now)
+        caught_up = await catch_up(client, in_force, records, now)
     return DeployReport(list(catalog.ids), adopted, automation, caught_up)
 
 

@@ -11,7 +11,8 @@ worker picks anything up:
 
 "Missed" means after the newest run that started, up to now. Late runs already there are kept when
 they cover a wanted slot and deleted otherwise, so nothing floods in. Disabled jobs are skipped
-(the reconciler deletes their waiting runs).
+(the reconciler deletes their waiting runs). The slots are those of the schedule in force: the
+catalog passed in carries the operators' overrides (`Catalog.on`, see `deploy.after_deploy`).
 """
 
 from __future__ import annotations

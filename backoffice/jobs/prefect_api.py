@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,11 +25,13 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.schedules import CronSchedule
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
 from backoffice.errors import Conflict, PrefectUnavailable
+from backoffice.jobs.schedule import Schedule
 from backoffice.settings import DATA_DIR
 
 # Short enough that a sidecar request never hangs on a dead Prefect, long enough for a busy one.
@@ -115,6 +117,13 @@ class Deployed:
     paused: bool
     schedules: tuple[tuple[UUID, bool], ...]  # (schedule id, active), in id order
     parameter_names: frozenset[str]
+    # (schedule id, its cron and zone; None for an interval or rrule schedule), in id order
+    crons: tuple[tuple[UUID, Schedule | None], ...] = ()
+    job_id: str = ""  # the deployment's name
+
+    def runs_on(self, schedule: Schedule) -> bool:
+        """True when the deployment has one schedule, and it is `schedule` (the cron in force)."""
+        return [found for _, found in self.crons] == [schedule]
 
     @property
     def enabled(self) -> bool:
@@ -129,13 +138,23 @@ class Deployed:
     def of(cls, deployment: DeploymentResponse) -> Deployed:
         """Extract from a deployment."""
         schema = deployment.parameter_openapi_schema or {}
+        ordered = sorted(deployment.schedules, key=lambda s: s.id)
         return cls(
             deployment_id=deployment.id,
             flow_id=deployment.flow_id,
             paused=bool(deployment.paused),
-            schedules=tuple(sorted((s.id, bool(s.active)) for s in deployment.schedules)),
+            schedules=tuple((s.id, bool(s.active)) for s in ordered),
             parameter_names=frozenset((schema.get("properties") or {}).keys()),
+            crons=tuple((s.id, _cron_of(s.schedule)) for s in ordered),
+            job_id=deployment.name,
         )
+
+
+def _cron_of(schedule: Any) -> Schedule | None:
+    """The cron and zone of a Prefect schedule; None for one that is not a cron."""
+    if not isinstance(schedule, CronSchedule):
+        return None
+    return Schedule(schedule.cron, schedule.timezone or "UTC")
 
 
 async def read_deployments(client: PrefectClient, job_ids: Iterable[str]) -> dict[str, DeploymentResponse]:
@@ -188,6 +207,28 @@ async def schedule_next_runs(client: PrefectClient, deployment_id: UUID) -> None
         "POST", "/deployments/{id}/schedule", path_params={"id": deployment_id}, json={}
     )
     response.raise_for_status()
+
+
+async def prune_runs_off_schedule(client: PrefectClient, deployment_id: UUID, schedule: Schedule) -> int:
+    """Delete the waiting runs Prefect's scheduler made that are no slot of `schedule` (made under a
+    cron no longer in force), or a second one for a slot (made by a schedule since deleted); runs
+    made by hand or by the catch-up stay. Returns how many went."""
+    waiting = await not_started_runs(client, deployment_id)
+    made = [(_utc(r.expected_start_time), r) for r in waiting if r.auto_scheduled and r.expected_start_time]
+    if not made:
+        return 0
+    slots = set(await schedule.slots(made[0][0], made[-1][0]))  # oldest first
+    stale: list[FlowRun] = []
+    for slot, run in made:
+        if slot in slots:
+            slots.discard(slot)  # the first run of a slot stays
+        else:
+            stale.append(run)
+    return await delete_runs(client, stale)
+
+
+def _utc(value: datetime) -> datetime:
+    return datetime.fromtimestamp(value.timestamp(), UTC)
 
 
 def prefect_error_detail(exc: PrefectHTTPStatusError) -> str:

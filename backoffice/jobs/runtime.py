@@ -9,6 +9,8 @@ from prefect.states import Completed
 
 from backoffice.calendar import previous_business_day
 from backoffice.db import create_db_engine
+from backoffice.errors import NotFound
+from backoffice.jobs.catalog import load_catalog
 from backoffice.jobs.store import JobRecordStore
 from backoffice.settings import get_settings
 
@@ -43,10 +45,14 @@ def current_job_id() -> str | None:
 
 
 def job_enabled(job_id: str) -> bool:
-    """Whether the Enabled record of `job_id` says run (the store's rule: a missing row is enabled)."""
+    """Whether the Enabled record of `job_id` says run (a missing row: the job's `enabled_by_default`)."""
+    try:
+        default = load_catalog().get(job_id).enabled_by_default
+    except NotFound:  # a deployment the catalog does not declare: the store's plain default
+        default = True
     engine = create_db_engine(get_settings())
     try:
-        return JobRecordStore(engine).get(job_id).enabled
+        return JobRecordStore(engine).get(job_id, default).enabled
     finally:
         engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -25,9 +26,12 @@ from prefect.server.schemas.schedules import CronSchedule
 
 from backoffice.jobs.catalog import Catalog, Job
 from backoffice.jobs.prefect_api import read_deployments
+from backoffice.jobs.schedule_store import ScheduleOverride
 from backoffice.jobs.store import JobRecord
 
 Health = Literal["ok", "failed", "late", "disabled"]
+EnabledSource = Literal["record", "default"]
+ScheduleSource = Literal["override", "catalog"]
 # A waiting run this much past its time counts as late (the worker polls every few seconds).
 LATE_AFTER = timedelta(minutes=2)
 _FAILED = {StateType.FAILED, StateType.CRASHED}
@@ -48,7 +52,12 @@ class LastRun:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """One job: its declaration, its Enabled record and what Prefect says about its runs."""
+    """One job: its declaration, its records and what Prefect says about its runs.
+
+    `cron`/`timezone` are the schedule in force (an override, else prefect.yaml's, kept in
+    `catalog_cron`/`catalog_timezone`); `enabled_source` says whether an Enabled record or the
+    catalog's `enabled_by_default` decides `enabled`.
+    """
 
     id: str
     flow: str
@@ -63,6 +72,12 @@ class JobStatus:
     last_run: LastRun | None
     running_now: bool
     health: Health
+    enabled_source: EnabledSource = "record"
+    schedule_source: ScheduleSource = "catalog"
+    schedule_changed_at: datetime | None = None
+    schedule_changed_by: str | None = None
+    catalog_cron: str = ""
+    catalog_timezone: str = ""
 
 
 def _last_run(run: FlowRun | None) -> LastRun | None:
@@ -113,12 +128,14 @@ def _runs_filter(deployment_id: UUID, **criteria: object) -> FlowRunFilter:
 
 async def _job_status(
     client: PrefectClient,
-    job: Job,
+    declared: Job,
     record: JobRecord,
+    override: ScheduleOverride | None,
     deployment: DeploymentResponse | None,
     flow_names: dict[UUID, str],
     now: datetime,
 ) -> JobStatus:
+    job = declared.on(override.schedule) if override is not None else declared
     waiting = last = None
     running = 0
     if deployment is not None:
@@ -157,13 +174,24 @@ async def _job_status(
         last_run=_last_run(last),
         running_now=running > 0,
         health=health_of(record.enabled, deployment is not None, last, waiting, now),
+        enabled_source="record" if record.stored else "default",
+        schedule_source="override" if override is not None else "catalog",
+        schedule_changed_at=override.changed_at if override else None,
+        schedule_changed_by=override.changed_by if override else None,
+        catalog_cron=declared.cron,
+        catalog_timezone=declared.timezone,
     )
 
 
 async def job_statuses(
-    client: PrefectClient, catalog: Catalog, records: dict[str, JobRecord], now: datetime | None = None
+    client: PrefectClient,
+    catalog: Catalog,
+    records: dict[str, JobRecord],
+    now: datetime | None = None,
+    overrides: Mapping[str, ScheduleOverride] | None = None,
 ) -> list[JobStatus]:
-    """The status of every job of the catalog, in catalog order."""
+    """The status of every job of the catalog, in catalog order, under the schedules in force."""
+    overrides = overrides or {}
     now = now or datetime.now(UTC)
     deployments = await read_deployments(client, catalog.ids)
     flow_ids = list({d.flow_id for d in deployments.values()})
@@ -174,7 +202,15 @@ async def job_statuses(
     return list(
         await asyncio.gather(
             *(
-                _job_status(client, job, records[job.id], deployments.get(job.id), flow_names, now)
+                _job_status(
+                    client,
+                    job,
+                    records[job.id],
+                    overrides.get(job.id),
+                    deployments.get(job.id),
+                    flow_names,
+                    now,
+                )
                 for job in catalog.jobs
             )
         )

@@ -1,7 +1,9 @@
-"""The recurring jobs' Enabled record (table `recurring_jobs`; a missing row means enabled)."""
+"""The recurring jobs' Enabled record (table `recurring_jobs`; a missing row means the job's
+default, `enabled_by_default` in prefect.yaml, true unless it says otherwise)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ from backoffice.jobs.models import RecurringJob
 
 @dataclass(frozen=True)
 class JobRecord:
-    """Whether a job is enabled, and who changed that last (None: never changed = enabled)."""
+    """Whether a job is enabled, and who changed that last (None: never changed = its default)."""
 
     job_id: str
     enabled: bool
@@ -26,6 +28,11 @@ class JobRecord:
         """False for a job that has no row (never changed)."""
         return self.changed_at is not None
 
+    @property
+    def source(self) -> str:
+        """`record` when an Enabled record decides, `default` when the catalog's default does."""
+        return "record" if self.stored else "default"
+
 
 class JobRecordStore:
     """Reads and writes the Enabled records."""
@@ -34,20 +41,22 @@ class JobRecordStore:
         self.engine = engine
         self.dialect = dialect_of(engine)
 
-    def get(self, job_id: str) -> JobRecord:
-        """The record of `job_id`; a job without a row is enabled."""
+    def get(self, job_id: str, default: bool = True) -> JobRecord:
+        """The record of `job_id`; a job without a row is `default` (its `enabled_by_default`)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(RecurringJob).where(RecurringJob.job_id == job_id)).first()
         if row is None:
-            return JobRecord(job_id, True)
+            return JobRecord(job_id, default)
         return JobRecord(row.job_id, bool(row.enabled), row.changed_at, row.changed_by)
 
-    def all(self, job_ids: list[str]) -> dict[str, JobRecord]:
-        """The records of `job_ids` (missing rows read as enabled)."""
+    def all(self, job_ids: list[str], defaults: Mapping[str, bool] | None = None) -> dict[str, JobRecord]:
+        """The records of `job_ids` (missing rows read as their `defaults`, else as enabled)."""
+        defaults = defaults or {}
         with self.engine.connect() as conn:
             rows = conn.execute(select(RecurringJob).where(RecurringJob.job_id.in_(job_ids))).all()
         found = {r.job_id: JobRecord(r.job_id, bool(r.enabled), r.changed_at, r.changed_by) for r in rows}
-        return {job_id: found.get(job_id, JobRecord(job_id, True)) for job_id in job_ids}
+        missing = {job_id: JobRecord(job_id, defaults.get(job_id, True)) for job_id in job_ids}
+        return {job_id: found.get(job_id, missing[job_id]) for job_id in job_ids}
 
     def set(self, job_id: str, enabled: bool, actor: str, now: datetime | None = None) -> JobRecord:
         """Record `enabled` for `job_id`, by `actor`; one upsert, safe against a concurrent writer."""
@@ -98,7 +107,7 @@ class JobRecordStore:
                 )
             )
         else:
-            stmt = delete(RecurringJob).where(*_is(written))  # a missing row: enabled, never changed
+            stmt = delete(RecurringJob).where(*_is(written))  # a missing row: the default, never changed
         with self.engine.begin() as conn:
             return conn.execute(stmt.returning(RecurringJob.job_id)).first() is not None
 

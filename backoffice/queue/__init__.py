@@ -7,7 +7,7 @@
     records.py       the plain records the stores hand out (no ORM object leaves a store)
     keys.py          KeyStore: function keys, stored as SHA-256 (reserved names refused)
     sessions.py      SessionStore: dashboard sessions, ended by sign-out and key revocation
-    sweeper.py       the timer that sweeps run-out locks of every type
+    sweeper.py       the sweep of run-out locks of every type (a periodic duty: backoffice/duties.py)
     signals.py       wake-ups of long-polling lockers (LISTEN/NOTIFY on PostgreSQL)
     event_counts.py  EventCountStore: audit-event totals for /metrics
 

@@ -150,6 +150,7 @@ class SqliteQueue:
                     locked_until=locked_until,
                     locked_by=actor,
                     attempts=Task.attempts + 1,
+                    first_locked_at=func.coalesce(Task.first_locked_at, now),
                     version=Task.version + 1,
                     updated_at=now,
                     updated_by=actor,

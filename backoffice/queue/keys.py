@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from backoffice.queue.sessions import SessionStore, end_sessions_of
 
 KEY_PREFIX = "bok_"
 BOOTSTRAP_ADMIN = "bootstrap-admin"
+# The key cache is emptied rather than grown past this many keys.
+MAX_CACHED_KEYS = 10_000
 # Digits that pass for letters in a name ("b00tstrap-adm1n").
 _LOOKALIKE_DIGITS = str.maketrans("013457", "oieast")
 
@@ -71,10 +74,17 @@ class SessionKey:
 class KeyStore:
     """Creates, lists, revokes and checks function keys."""
 
-    def __init__(self, engine: Engine, bootstrap_admin_key: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, bootstrap_admin_key: str | None = None, cache_seconds: float = 0.0
+    ) -> None:
         self.engine = engine
         self._bootstrap_hash = hash_key(bootstrap_admin_key) if bootstrap_admin_key else None
         self.sessions = SessionStore(engine, self)
+        # Live keys found in the last `cache_seconds` (the sidecar: BACKOFFICE_KEY_CACHE_SECONDS,
+        # at most 1 s), by hash. Unknown keys are never cached (a key made a moment ago works at
+        # once), and a revoked key stops working on every sidecar within `cache_seconds`.
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
 
     def create(self, name: str, role: Role, task_types: list[str] | None, actor: str) -> tuple[KeyInfo, str]:
         """Store a new key and return it with its plaintext (shown this once only)."""
@@ -136,6 +146,8 @@ class KeyStore:
             ).rowcount
             if done:
                 end_sessions_of(conn, name)
+        # At once here; other processes' caches let it go within cache_seconds.
+        self._cache = {h: entry for h, entry in self._cache.items() if entry[1].name != name}
         if not done:
             raise NotFound(f"There is no active key named '{name}'.")
 
@@ -144,6 +156,9 @@ class KeyStore:
         digest = hash_key(plaintext)
         if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
             return Principal(BOOTSTRAP_ADMIN, "admin")
+        cached = self.cached(plaintext, digest)
+        if cached is not None:
+            return cached
         # Every request runs this one read: on PostgreSQL, autocommit spares its BEGIN and
         # ROLLBACK round trips (SQLite keeps its own transaction handling).
         options = dialect_of(self.engine).single_read_options()
@@ -159,7 +174,24 @@ class KeyStore:
         types = frozenset(row.task_types) if row.role == "consumer" and row.task_types else None
         if row.role == "consumer" and types is None:
             types = frozenset()
-        return Principal(row.name, row.role, types)
+        principal = Principal(row.name, row.role, types)
+        if self.cache_seconds > 0:
+            if len(self._cache) > MAX_CACHED_KEYS:
+                self._cache.clear()  # only a flood of distinct live keys gets here
+            self._cache[digest] = (time.monotonic() + self.cache_seconds, principal)
+        return principal
+
+    def cached(self, plaintext: str, digest: str | None = None) -> Principal | None:
+        """The principal of a live key looked up less than `cache_seconds` ago (no I/O), else None."""
+        if self.cache_seconds <= 0:
+            return None
+        digest = digest or hash_key(plaintext)
+        if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
+            return Principal(BOOTSTRAP_ADMIN, "admin")
+        entry = self._cache.get(digest)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
 
     def live_session_key(self, name: str) -> SessionKey | None:
         """The live (not revoked) key named `name` with its stored hash, or None (dashboard sessions)."""

@@ -1,4 +1,5 @@
-"""Tables of the scheduled-task queue: tasks, their audit events, function keys and dashboard sessions."""
+"""Tables of the scheduled-task queue: tasks, their audit events, function keys, dashboard sessions,
+task-type definitions and the result-callback outbox."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     Index,
     Integer,
     String,
@@ -25,6 +27,10 @@ from backoffice.schema import Base, JSONType, UTCDateTime
 # Stored statuses. `expired` is a lock that ran out and was swept: claimable again, but its
 # last holder keeps its token and may still complete until somebody re-locks the task.
 TASK_STATUSES = ("pending", "locked", "expired", "completed", "failed")
+# What a failure was: the worker's code (execution), bad input (validation), a lock that ran out
+# (timeout), or the platform (system).
+ERROR_KINDS = ("execution", "validation", "timeout", "system")
+CALLBACK_STATUSES = ("pending", "delivered", "failed")
 
 
 class Task(Base):
@@ -56,6 +62,11 @@ class Task(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(128))
+    # Filled by the hot path: the kind of the last failure (ERROR_KINDS), the first lock (for the
+    # wait time), and where the result callback goes (the create checked it against the allow-list).
+    last_error_kind: Mapped[str | None] = mapped_column(String(16))
+    first_locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
 
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'locked', 'expired', 'completed', 'failed')", name="status"),
@@ -82,6 +93,14 @@ class Task(Base):
         # Listing is newest first with keyset paging on (created_at, id).
         Index("ix_tasks_created", "created_at", "id"),
         Index("ix_tasks_type_status", "task_type", "status"),
+        # Retention reads only finished rows, oldest first (updated_at of a finished task is when
+        # it finished: completed and dead-lettered tasks are not changed by workers any more).
+        Index(
+            "ix_tasks_finished",
+            "updated_at",
+            postgresql_where=text("status IN ('completed', 'failed')"),
+            sqlite_where=text("status IN ('completed', 'failed')"),
+        ),
     )
 
 
@@ -140,4 +159,63 @@ class DashboardSession(Base):
     __table_args__ = (
         Index("ix_dashboard_sessions_key_name", "key_name"),
         Index("ix_dashboard_sessions_expires_at", "expires_at"),
+    )
+
+
+class TaskTypeDefinition(Base):
+    """Optional settings of one task type; a type without a row behaves as before (defaults)."""
+
+    __tablename__ = "task_types"
+
+    task_type: Mapped[str] = mapped_column(String(128), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
+    retry_backoff_seconds: Mapped[float | None] = mapped_column(Float)
+    data_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class CallbackDelivery(Base):
+    """The result-callback outbox: one row per (task, event) to POST, written in the transaction of
+    the state change, delivered and retried by the sidecars' deliverers (backoffice/queue/callbacks.py)."""
+
+    __tablename__ = "callback_deliveries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    # Sent as X-Backoffice-Delivery, the same on every retry: receivers de-duplicate on it.
+    delivery_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A deliverer's claim: nobody else sends this delivery before claimed_until (fenced by the token).
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The raw body (JSON text, not JSONB: key order kept), fixed at the first attempt so every
+    # retry sends, and signs, the same bytes.
+    body: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        # The deliverers' poll reads only pending rows, due first.
+        Index(
+            "ix_callback_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_callback_deliveries_task", "task_id"),
     )

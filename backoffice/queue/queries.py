@@ -29,6 +29,7 @@ class TaskFilter:
     created_by: str | None = None
     completed_by: str | None = None
     task_types: frozenset[str] | None = None
+    error_kind: str | None = None
 
 
 def encode_cursor(created_at: datetime, task_id: uuid.UUID) -> str:
@@ -137,6 +138,8 @@ class TaskQueryStore:
             conds.append(Task.created_by == f.created_by)
         if f.completed_by is not None:
             conds.append(Task.completed_by == f.completed_by)
+        if f.error_kind is not None:
+            conds.append(Task.last_error_kind == f.error_kind)
         return conds
 
     def events(self, task_id: uuid.UUID) -> list[TaskEventRecord]:

@@ -36,11 +36,15 @@ class TaskRecord:
     created_by: str
     updated_at: datetime
     updated_by: str
+    # Columns of migration 0008; defaults so a statement that does not return them still builds one.
+    last_error_kind: str | None = None
+    first_locked_at: datetime | None = None
+    callback_url: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], now: datetime) -> TaskRecord:
         """Build from a result row; a `locked` row whose lock ran out reads as `expired`."""
-        values = {f.name: row[f.name] for f in fields(cls)}
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         if values["status"] == "locked" and values["locked_until"] <= now:
             values["status"] = "expired"
         return cls(**values)
@@ -67,6 +71,11 @@ class TypeStats:
     completed: int
     failed: int
     oldest_pending_at: datetime | None
+
+    @classmethod
+    def empty(cls, task_type: str) -> TypeStats:
+        """The stats of a type without tasks."""
+        return cls(task_type, 0, 0, 0, 0, 0, None)
 
 
 @dataclass(frozen=True)

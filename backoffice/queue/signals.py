@@ -1,8 +1,10 @@
 """Wake long-polling lockers when tasks become available.
 
-PostgreSQL: one LISTEN connection per process fans NOTIFYs out to waiting threads, so a task
-created by another sidecar wakes a waiter at once. SQLite: waiters in this process are woken
-directly; others find new tasks by polling.
+The sync `TaskStore.lock` (flows, scripts) waits here, in threads. PostgreSQL: one LISTEN
+connection per process fans NOTIFYs out to waiting threads, so a task created by another sidecar
+wakes a waiter at once. SQLite: waiters in this process are woken directly; others find new tasks
+by polling. The sidecar's lock calls wait as coroutines instead (`listener.py`), which observe the
+wake-ups given here.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 import psycopg
 
@@ -26,6 +29,8 @@ class TaskSignals:
         self._channel = channel
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+        # Others told of every wake-up (the asyncio listener, backoffice/queue/listener.py).
+        self._observers: list[Callable[[str], None]] = []
 
     def generation(self, task_type: str) -> int:
         """The current generation of `task_type`; pass it to `wait` to never miss a wake-up."""
@@ -38,6 +43,20 @@ class TaskSignals:
         with self._cond:
             self._generation[task_type] += 1
             self._cond.notify_all()
+            observers = list(self._observers)
+        for observer in observers:
+            observer(task_type)
+
+    def observe(self, observer: Callable[[str], None]) -> None:
+        """Call `observer(task_type)` on every wake-up (from whichever thread wakes)."""
+        with self._cond:
+            self._observers.append(observer)
+
+    def unobserve(self, observer: Callable[[str], None]) -> None:
+        """Stop calling `observer`."""
+        with self._cond:
+            if observer in self._observers:
+                self._observers.remove(observer)
 
     def wait(self, task_type: str, seen: int, timeout: float) -> None:
         """Block until `task_type` moves past generation `seen`, or `timeout` seconds pass."""

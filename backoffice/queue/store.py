@@ -29,15 +29,26 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from backoffice.dialects import dialect_of
-from backoffice.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
+from backoffice.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from backoffice.queue.callbacks import check_callback_url
 from backoffice.queue.claim import CLAIMABLE, HELD, queue_dialect
 from backoffice.queue.models import Task, TaskEvent
 from backoffice.queue.queries import TaskFilter, TaskQueryStore
 from backoffice.queue.records import CompletionOutcome, TaskEventRecord, TaskRecord
 from backoffice.queue.signals import TaskSignals
+from backoffice.queue.task_types import TaskTypeStore, check_data
 from backoffice.settings import Settings
 
 UPDATABLE_FIELDS = ("data", "priority", "not_before", "max_attempts")
+# Attempts of a task created without max_attempts, of a type whose definition sets none.
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 def utcnow() -> datetime:
@@ -75,6 +86,7 @@ class TaskStore(TaskQueryStore):
         if self.dialect.supports_listen_notify:
             listen_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.signals = TaskSignals(listen_url)
+        self.types = TaskTypeStore(engine, settings)
 
     def close(self) -> None:
         """Stop background helpers."""
@@ -89,13 +101,29 @@ class TaskStore(TaskQueryStore):
         data: dict[str, Any],
         priority: int = 0,
         not_before: datetime | None = None,
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> tuple[TaskRecord, bool]:
         """Insert a task; with a known idempotency key return the existing one (created=False).
 
-        Conflict `idempotency_conflict` when that task's data differ (JSON-equal is the same)."""
+        Without `max_attempts` the type's definition decides (else DEFAULT_MAX_ATTEMPTS); `data`
+        must match the type's data_schema. Conflict `idempotency_conflict` when that task's data
+        differ (JSON-equal is the same)."""
         self._check_size("data", data, self.settings.max_data_bytes)
+        definition = self.types.find(task_type)
+        if definition is None and self.settings.require_task_type_definitions:
+            raise ValidationFailed(
+                f"Task type '{task_type}' is not defined, and this server requires definitions; "
+                "an operator defines it with PUT /api/task-types/{task_type}.",
+                code="unknown_task_type",
+            )
+        if definition is not None and definition.data_schema is not None:
+            check_data(task_type, definition.data_schema, data)
+        if callback_url is not None:
+            check_callback_url(callback_url, self.settings)
+        if max_attempts is None:
+            max_attempts = (definition.max_attempts if definition else None) or DEFAULT_MAX_ATTEMPTS
         now = utcnow()
         task_id = uuid.uuid4()
         values = {
@@ -109,6 +137,7 @@ class TaskStore(TaskQueryStore):
             "attempts": 0,
             "max_attempts": max_attempts,
             "idempotency_key": idempotency_key,
+            "callback_url": callback_url,
             "version": 1,
             "created_at": now,
             "created_by": actor,
@@ -152,6 +181,8 @@ class TaskStore(TaskQueryStore):
                     f"The task is at version {task.version}, not {if_version}; read it again and retry."
                 )
             self._refuse_if_busy(task)
+            if "data" in changes:
+                self._check_data_on(conn, task.task_type, changes["data"])
             values: dict[str, Any] = {k: v for k, v in changes.items() if k in UPDATABLE_FIELDS}
             if "not_before" in values and task.status == "pending":
                 values["available_at"] = values["not_before"] or task.created_at
@@ -460,6 +491,13 @@ class TaskStore(TaskQueryStore):
         if row is None:
             raise NotFound(f"There is no task {task_id}.")
         return TaskRecord.from_row(row, now)
+
+    def _check_data_on(self, conn: Connection, task_type: str, data: dict[str, Any]) -> None:
+        # Inside the transaction, read on its connection: on SQLite a second one would wait for
+        # the write lock this transaction holds (a cold cache must not block the PATCH).
+        definition = self.types.find(task_type, conn)
+        if definition is not None and definition.data_schema is not None:
+            check_data(task_type, definition.data_schema, data)
 
     @staticmethod
     def _require_type(task: TaskRecord, task_types: frozenset[str] | None, actor: str) -> None:

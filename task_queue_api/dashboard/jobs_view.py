@@ -1,8 +1,10 @@
-"""The jobs on the dashboard: the table, the enabled switch and "Run now".
+"""The jobs on the dashboard: the table, the enabled switch, the cron edit and reset, "Run now",
+and a job's page with its audit trail.
 
 Everything goes through JobControl (backoffice/jobs/control.py), the code behind `/api/jobs` and
 `backoffice jobs`: the status shown is the API's, a switch is `set_enabled` (our record, then
-Prefect's pause), "Run now" is `run_now` — with the signed-in key's name as the actor.
+Prefect's pause), a cron edit is `set_schedule` / `reset_schedule`, "Run now" is `run_now` — with
+the signed-in key's name as the actor.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from backoffice.errors import BackofficeError, PrefectUnavailable
 from backoffice.jobs.catalog import load_catalog
 from backoffice.settings import Settings
 from task_queue_api.context import AppContext
-from task_queue_api.dashboard.auth import CheckedSessionDep
-from task_queue_api.dashboard.views import error_from
+from task_queue_api.dashboard.auth import CheckedSessionDep, SessionDep
+from task_queue_api.dashboard.views import error_from, render
 from task_queue_api.deps import ContextDep
 
 router = APIRouter(include_in_schema=False)
@@ -62,6 +64,10 @@ def done_message(request: Request) -> dict[str, str] | None:
         return None
     if done in ("enabled", "disabled"):
         return {"text": f"Job {job_id} is {done}."}
+    if done == "schedule":
+        return {"text": f"Job {job_id} runs on its new schedule; its next run follows it."}
+    if done == "reset":
+        return {"text": f"Job {job_id} is back on the schedule prefect.yaml declares."}
     if done == "run":
         try:
             run_id = str(uuid.UUID(request.query_params.get("run", "")))
@@ -90,6 +96,48 @@ async def set_enabled(
         return error_from(request, exc)
     word = "enabled" if enabled else "disabled"
     return RedirectResponse(f"/?done={word}&job={quote(job_id)}#jobs", status_code=303)
+
+
+@router.post("/jobs/{job_id}/schedule")
+async def set_schedule(
+    request: Request,
+    job_id: str,
+    ctx: ContextDep,
+    session: CheckedSessionDep,
+    cron: Annotated[str, Form()],
+    timezone: Annotated[str, Form()],
+) -> Response:
+    """Put a cron in force (as PUT /api/jobs/{id}/schedule); a bad one shows invalid_schedule."""
+    try:
+        session.principal.require_role("operator")
+        await ctx.jobs.set_schedule(job_id, cron, timezone.strip() or None, session.principal.name)
+    except BackofficeError as exc:
+        return error_from(request, exc)
+    return RedirectResponse(f"/?done=schedule&job={quote(job_id)}#jobs", status_code=303)
+
+
+@router.post("/jobs/{job_id}/schedule/reset")
+async def reset_schedule(
+    request: Request, job_id: str, ctx: ContextDep, session: CheckedSessionDep
+) -> Response:
+    """Back to prefect.yaml's cron (as DELETE /api/jobs/{id}/schedule)."""
+    try:
+        session.principal.require_role("operator")
+        await ctx.jobs.reset_schedule(job_id, session.principal.name)
+    except BackofficeError as exc:
+        return error_from(request, exc)
+    return RedirectResponse(f"/?done=reset&job={quote(job_id)}#jobs", status_code=303)
+
+
+@router.get("/jobs/{job_id}")
+async def job_page(request: Request, job_id: str, ctx: ContextDep, _: SessionDep) -> Response:
+    """One job: its schedule (in force and declared), Enabled, and its audit trail."""
+    try:
+        job = await ctx.jobs.status(job_id)
+        events = await ctx.jobs.events(job_id)
+    except BackofficeError as exc:
+        return error_from(request, exc)
+    return render(request, "job.html", job=job, events=events, done=None)
 
 
 @router.post("/jobs/{job_id}/run")

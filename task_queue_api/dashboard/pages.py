@@ -21,7 +21,14 @@ router = APIRouter(include_in_schema=False)
 
 
 def _queue(ctx: AppContext) -> dict[str, Any]:
-    return {"stats": ctx.tasks.type_stats(), "now": datetime.now(UTC)}
+    definitions = {d.task_type: d for d in ctx.tasks.types.list()}
+    undelivered = ctx.callbacks.undelivered() if ctx.callbacks is not None else {}
+    return {
+        "stats": ctx.tasks.type_stats(),
+        "now": datetime.now(UTC),
+        "definitions": definitions,
+        "undelivered": undelivered,
+    }
 
 
 async def _health(ctx: AppContext) -> dict[str, Any]:

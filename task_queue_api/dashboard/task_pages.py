@@ -20,6 +20,7 @@ from backoffice.calendar import day_bounds
 from backoffice.errors import BackofficeError
 from backoffice.queue.queries import TaskFilter
 from backoffice.queue.records import TaskRecord
+from backoffice.queue.timing import held_seconds, waited_seconds
 from task_queue_api.dashboard.auth import CheckedSessionDep, SessionDep
 from task_queue_api.dashboard.views import error_from, error_page, render
 from task_queue_api.deps import ContextDep
@@ -28,7 +29,16 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
 STATUSES = ("pending", "locked", "expired", "completed", "failed")
-TEXT_FIELDS = ("task_type", "status", "created_from", "created_to", "created_by", "completed_by")
+TEXT_FIELDS = (
+    "task_type",
+    "status",
+    "created_from",
+    "created_to",
+    "created_by",
+    "completed_by",
+    "error_kind",
+)
+ERROR_KINDS = ("execution", "validation", "timeout", "system")
 MAX_FIELD = 128
 TASK_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 DONE_MESSAGES = {
@@ -74,6 +84,8 @@ def parse_list_query(params: QueryParams) -> ListQuery:
         errors.append("The task type may hold letters, digits, '_', '.' and '-' only.")
     if values["status"] and values["status"] not in STATUSES:
         errors.append(f"The status must be one of {', '.join(STATUSES)}.")
+    if values["error_kind"] and values["error_kind"] not in ERROR_KINDS:
+        errors.append(f"The error kind must be one of {', '.join(ERROR_KINDS)}.")
     first_day = _day(values["created_from"], errors, "From")
     last_day = _day(values["created_to"], errors, "To")
     # "To" names the last day shown: the bound is the end of that Prague day (exclusive).
@@ -86,6 +98,7 @@ def parse_list_query(params: QueryParams) -> ListQuery:
         created_to=created_to,
         created_by=values["created_by"] or None,
         completed_by=values["completed_by"] or None,
+        error_kind=values["error_kind"] or None,
     )
     return ListQuery(values, filters, errors)
 
@@ -131,7 +144,17 @@ def task_detail(request: Request, task_id: str, ctx: ContextDep, _: SessionDep) 
     if task is None and not events:
         return error_page(request, 404, "not_found", f"There is no task {task_id}.")
     done = DONE_MESSAGES.get(request.query_params.get("done", ""))
-    return render(request, "task.html", task=task, task_id=parsed, events=events, done=done)
+    timing = _timing(task) if task else {}
+    return render(request, "task.html", task=task, task_id=parsed, events=events, done=done, timing=timing)
+
+
+def _timing(task: TaskRecord) -> dict[str, float]:
+    """How long the task waited for its first lock and, once completed, was held by its last attempt."""
+    found = {
+        "waited": waited_seconds(task.created_at, task.not_before, task.first_locked_at),
+        "held": held_seconds(task.lock_date, task.completed_date) if task.completed_date else None,
+    }
+    return {k: v for k, v in found.items() if v is not None}
 
 
 @router.post("/tasks/{task_id}/retry")

@@ -1,7 +1,9 @@
-"""Recurring jobs: list them, enable/disable them (operator), run one now (operator).
+"""Recurring jobs: list them, enable/disable them (operator), set or reset their cron (operator),
+read their audit events, run one now (operator).
 
 Job ids are the Prefect deployment names of prefect.yaml. Prefect unreachable → 503
-`prefect_unavailable` (with Retry-After); unknown job → 404 `not_found`.
+`prefect_unavailable` (with Retry-After); unknown job → 404 `not_found`; a cron or zone that
+cannot be used → 422 `invalid_schedule`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from backoffice.jobs.status import JobStatus
 from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
 from task_queue_api.schemas.base import no_nul_in_url
 from task_queue_api.schemas.errors import error_responses
+from task_queue_api.schemas.job_schedules import JobEventList, JobEventPublic, JobScheduleUpdate
 from task_queue_api.schemas.jobs import JobEnabledUpdate, JobList, JobPublic, JobRunCreate, JobRunPublic
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(no_nul_in_url)])
@@ -54,6 +57,42 @@ async def set_job_enabled(
     runs; enabling resumes it and creates the next run. The change is recorded with your key's
     name and survives redeploys and restarts. When Prefect cannot be reached nothing changes (503)."""
     return _public(await ctx.jobs.set_enabled(job_id, body.enabled, operator.name))
+
+
+@router.put(
+    "/{job_id}/schedule", response_model=JobPublic, responses=WRITE_RESPONSES, operation_id="set_job_schedule"
+)
+async def set_job_schedule(
+    job_id: str, body: JobScheduleUpdate, ctx: ContextDep, operator: OperatorDep
+) -> JobPublic:
+    """Run the job on this cron instead of prefect.yaml's (`schedule_source` becomes `override`).
+    The Prefect deployment's schedule follows at once: runs waiting under the old cron are deleted
+    and the next run is the new cron's next slot. Recorded with your key's name (and an audit
+    event); survives redeploys, schedule edits lost to `prefect deploy`, and restarts; a disabled
+    job keeps it. `timezone` defaults to the zone in force. 422 `invalid_schedule` says what is
+    wrong with the cron or the zone."""
+    return _public(await ctx.jobs.set_schedule(job_id, body.cron, body.timezone, operator.name))
+
+
+@router.delete(
+    "/{job_id}/schedule",
+    response_model=JobPublic,
+    responses=WRITE_RESPONSES,
+    operation_id="reset_job_schedule",
+)
+async def reset_job_schedule(job_id: str, ctx: ContextDep, operator: OperatorDep) -> JobPublic:
+    """Back to prefect.yaml's cron (`schedule_source: catalog`), in Prefect too; nothing to do when
+    the job has no override."""
+    return _public(await ctx.jobs.reset_schedule(job_id, operator.name))
+
+
+@router.get(
+    "/{job_id}/events", response_model=JobEventList, responses=RESPONSES, operation_id="list_job_events"
+)
+async def list_job_events(job_id: str, ctx: ContextDep, _: PrincipalDep) -> JobEventList:
+    """The job's audit events, newest first: every schedule change, who made it, when, old → new."""
+    events = await ctx.jobs.events(job_id)
+    return JobEventList(items=[JobEventPublic.model_validate(asdict(e)) for e in events])
 
 
 @router.post(

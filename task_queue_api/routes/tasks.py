@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel
 
 from backoffice.errors import ValidationFailed
 from backoffice.principals import Principal
+from backoffice.queue.async_store import HotPath
+from backoffice.queue.long_poll import lock_or_wait
 from backoffice.queue.queries import TaskFilter
-from backoffice.queue.records import TaskRecord
+from backoffice.queue.records import TaskRecord, TypeStats
 from task_queue_api.context import AppContext
 from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
 from task_queue_api.schemas.base import UTCInstant, no_nul_in_url
@@ -20,6 +24,7 @@ from task_queue_api.schemas.tasks import (
     CompleteBatchResponse,
     CompleteOutcome,
     CompleteRequest,
+    ErrorKind,
     ExtendRequest,
     FailRequest,
     LockedTaskPublic,
@@ -45,7 +50,8 @@ ERRORS = error_responses(
     r404="No such task",
     r409="already_completed, lock_lost, task_locked, task_completed, not_retryable or idempotency_conflict",
     r413="data or result over the size limit",
-    r422="Invalid request",
+    r422="Invalid request: validation_error (data_schema failures name the path), unknown_task_type, "
+    "callback_not_allowed, invalid_data_schema",
     r503="Database unavailable",
 )
 ERRORS_412 = {**ERRORS, **error_responses(r412="The If-Match version is stale")}
@@ -63,48 +69,71 @@ def _check_lease(ctx: AppContext, lease_seconds: int | None) -> None:
         raise ValidationFailed(f"lease_seconds may be at most {limit}.")
 
 
-@router.post("/tasks/lock", response_model=LockResponse, responses=ERRORS, operation_id="lock_tasks")
-def lock_tasks(body: LockRequest, ctx: ContextDep, principal: PrincipalDep) -> LockResponse:
+# --- the hot path: async handlers over ctx.hot (backoffice/queue/async_store.py) -------------
+# On their own router, without the router's sync dependency (a worker-thread hop per request);
+# each checks the URL for NULs itself. Answers are serialised once, by pydantic-core, and
+# returned as a finished Response (FastAPI would otherwise validate and encode them again).
+hot_router = APIRouter(prefix="/api", tags=["tasks"])
+
+
+def _json(model: BaseModel) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+def _hot(ctx: AppContext) -> HotPath:
+    assert ctx.hot is not None, "the app's lifespan starts the hot path"
+    return ctx.hot
+
+
+@hot_router.post("/tasks/lock", response_model=LockResponse, responses=ERRORS, operation_id="lock_tasks")
+async def lock_tasks(
+    body: LockRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
+) -> Response:
     """Get and lock the next tasks of a type (priority, then not_before/creation, then id).
 
     Each returned task carries a `lock_token`: pass it to complete, fail or extend. No task is
     handed to two lockers while a lock is valid; a lock that ran out makes the task available
     again (each lock counts an attempt). With `wait_seconds` the call waits for a task to
-    arrive and returns as soon as one does; an empty `items` means none came.
+    arrive and returns as soon as one does; an empty `items` means none came. A caller that
+    hangs up while waiting gets nothing locked for it.
     """
+    no_nul_in_url(request)
     principal.require_task_type(body.task_type)
     _check_lease(ctx, body.lease_seconds)
-    tasks = ctx.tasks.lock(body.task_type, principal.name, body.limit, body.lease_seconds, body.wait_seconds)
-    return LockResponse(items=[LockedTaskPublic.of(t) for t in tasks])
+    assert ctx.listener is not None, "the app's lifespan starts the listener"
+    tasks = await lock_or_wait(
+        _hot(ctx),
+        ctx.listener,
+        request.is_disconnected,
+        body.task_type,
+        principal.name,
+        body.limit,
+        body.lease_seconds,
+        body.wait_seconds,
+    )
+    return _json(LockResponse(items=[LockedTaskPublic.of(t) for t in tasks]))
 
 
-@router.post(
+@hot_router.post(
     "/tasks/complete", response_model=CompleteBatchResponse, responses=ERRORS, operation_id="complete_batch"
 )
-def complete_batch(body: CompleteBatch, ctx: ContextDep, principal: PrincipalDep) -> CompleteBatchResponse:
+async def complete_batch(
+    body: CompleteBatch, request: Request, ctx: ContextDep, principal: PrincipalDep
+) -> Response:
     """Complete several held tasks at once; each item is judged on its own (`ok` or `error`)."""
+    no_nul_in_url(request)
     items = [(i.id, i.lock_token, i.result) for i in body.items]
-    forbidden: set[uuid.UUID] = set()
-    if principal.task_types is not None:
-        types = ctx.tasks.task_types_of([i[0] for i in items])
-        forbidden = {i for i, t in types.items() if not principal.may_touch(t)}
-    allowed = [i for i in items if i[0] not in forbidden]
-    outcomes = iter(ctx.tasks.complete_many(allowed, principal.name) if allowed else [])
-    results = [
-        CompleteOutcome(id=i[0], ok=False, error="forbidden")
-        if i[0] in forbidden
-        else CompleteOutcome.model_validate(next(outcomes), from_attributes=True)
-        for i in items
-    ]
-    return CompleteBatchResponse(results=results)
+    outcomes = await _hot(ctx).complete_many(items, principal.name, principal.task_types)
+    results = [CompleteOutcome.model_validate(o, from_attributes=True) for o in outcomes]
+    return _json(CompleteBatchResponse(results=results))
 
 
-@router.post(
+@hot_router.post(
     "/tasks/{task_id}/complete", response_model=TaskPublic, responses=ERRORS, operation_id="complete_task"
 )
-def complete_task(
-    task_id: uuid.UUID, body: CompleteRequest, ctx: ContextDep, principal: PrincipalDep
-) -> TaskPublic:
+async def complete_task(
+    task_id: uuid.UUID, body: CompleteRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
+) -> Response:
     """Complete a held task with its result.
 
     409 `already_completed` says who completed it and when; 409 `lock_lost` means the token
@@ -113,29 +142,47 @@ def complete_task(
     also on its last attempt, when the task is dead-lettered (`failed`) until an operator
     retries or deletes it.
     """
-    # The store checks a consumer's task types inside the completing transaction.
-    task = ctx.tasks.complete(task_id, body.lock_token, body.result, principal.name, principal.task_types)
-    return TaskPublic.of(task)
+    no_nul_in_url(request)
+    # The consumer's task types are checked in the completing statement itself.
+    hot = _hot(ctx)
+    task = await hot.complete(task_id, body.lock_token, body.result, principal.name, principal.task_types)
+    return _json(TaskPublic.of(task))
 
 
-@router.post("/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS, operation_id="fail_task")
-def fail_task(task_id: uuid.UUID, body: FailRequest, ctx: ContextDep, principal: PrincipalDep) -> TaskPublic:
+def _fail(ctx: AppContext, principal: Principal, task_id: uuid.UUID, body: FailRequest) -> TaskRecord:
+    _visible_task(ctx, principal, task_id)
+    return ctx.tasks.fail(task_id, body.lock_token, body.error, body.retry, principal.name)
+
+
+@hot_router.post(
+    "/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS, operation_id="fail_task"
+)
+async def fail_task(
+    task_id: uuid.UUID, body: FailRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
+) -> Response:
     """Give a held task back with an error: pending again after an exponential backoff, or
     `failed` (dead letter) when `retry` is false or its attempts are used up."""
+    no_nul_in_url(request)
+    task = await anyio.to_thread.run_sync(_fail, ctx, principal, task_id, body)
+    return _json(TaskPublic.of(task))
+
+
+def _extend(ctx: AppContext, principal: Principal, task_id: uuid.UUID, body: ExtendRequest) -> TaskRecord:
     _visible_task(ctx, principal, task_id)
-    return TaskPublic.of(ctx.tasks.fail(task_id, body.lock_token, body.error, body.retry, principal.name))
+    return ctx.tasks.extend(task_id, body.lock_token, body.lease_seconds, principal.name)
 
 
-@router.post(
+@hot_router.post(
     "/tasks/{task_id}/extend", response_model=TaskPublic, responses=ERRORS, operation_id="extend_lock"
 )
-def extend_lock(
-    task_id: uuid.UUID, body: ExtendRequest, ctx: ContextDep, principal: PrincipalDep
-) -> TaskPublic:
+async def extend_lock(
+    task_id: uuid.UUID, body: ExtendRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
+) -> Response:
     """Keep a held lock alive: `locked_until` becomes now + `lease_seconds`."""
+    no_nul_in_url(request)
     _check_lease(ctx, body.lease_seconds)
-    _visible_task(ctx, principal, task_id)
-    return TaskPublic.of(ctx.tasks.extend(task_id, body.lock_token, body.lease_seconds, principal.name))
+    task = await anyio.to_thread.run_sync(_extend, ctx, principal, task_id, body)
+    return _json(TaskPublic.of(task))
 
 
 @router.post(
@@ -144,7 +191,12 @@ def extend_lock(
 def create_task(body: TaskCreate, response: Response, ctx: ContextDep, operator: OperatorDep) -> TaskPublic:
     """Create a task (201). A repeated `idempotency_key` for the same type with JSON-equal `data`
     answers 200 with the existing task and creates nothing; with other `data` it is 409
-    `idempotency_conflict`, naming the existing task (`task_id`)."""
+    `idempotency_conflict`, naming the existing task (`task_id`).
+
+    A type with a definition checks `data` against its `data_schema` (422 `validation_error`
+    naming the failing path) and gives its `max_attempts` when the body has none. With
+    BACKOFFICE_REQUIRE_TASK_TYPE_DEFINITIONS an undefined type is 422 `unknown_task_type`. A
+    `callback_url` outside BACKOFFICE_CALLBACK_ALLOWED_HOSTS is 422 `callback_not_allowed`."""
     task, created = ctx.tasks.create(
         operator.name,
         body.task_type,
@@ -153,6 +205,7 @@ def create_task(body: TaskCreate, response: Response, ctx: ContextDep, operator:
         body.not_before,
         body.max_attempts,
         body.idempotency_key,
+        body.callback_url,
     )
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/api/tasks/{task.id}"
@@ -171,11 +224,13 @@ def list_tasks(
     completed_to: UTCInstant | None = None,
     created_by: Annotated[str | None, Query(max_length=128)] = None,
     completed_by: Annotated[str | None, Query(max_length=128)] = None,
+    error_kind: ErrorKind | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> TaskList:
     """Tasks newest first, filtered; follow `next_cursor` for the next page. Date bounds are
-    `from` inclusive, `to` exclusive. Consumers see their own task types only."""
+    `from` inclusive, `to` exclusive; `error_kind` filters by the kind of the last failure.
+    Consumers see their own task types only."""
     if task_type is not None:
         principal.require_task_type(task_type)
     filters = TaskFilter(
@@ -188,6 +243,7 @@ def list_tasks(
         created_by,
         completed_by,
         principal.task_types,
+        error_kind,
     )
     items, next_cursor = ctx.tasks.list_tasks(filters, limit, cursor)
     return TaskList(items=[TaskPublic.of(t) for t in items], next_cursor=next_cursor)
@@ -258,5 +314,13 @@ def task_events(task_id: uuid.UUID, ctx: ContextDep, principal: PrincipalDep) ->
 
 @router.get("/task-types", response_model=TaskTypeList, responses=ERRORS, operation_id="list_task_types")
 def task_types(ctx: ContextDep, principal: PrincipalDep) -> TaskTypeList:
-    """Per task type: counts by status and when the oldest pending task was created."""
-    return TaskTypeList(items=[TaskTypeStats.of(s) for s in ctx.tasks.type_stats(principal.task_types)])
+    """Per task type: counts by status, when the oldest pending task was created, and the type's
+    `definition` (null for a type without one). Defined types without tasks are listed too."""
+    stats = {s.task_type: s for s in ctx.tasks.type_stats(principal.task_types)}
+    definitions = {d.task_type: d for d in ctx.tasks.types.list(principal.task_types)}
+    return TaskTypeList(
+        items=[
+            TaskTypeStats.of(stats.get(t) or TypeStats.empty(t), definitions.get(t))
+            for t in sorted(stats.keys() | definitions.keys())
+        ]
+    )

@@ -30,10 +30,22 @@ class JobPublic(BaseModel):
 
     id: str = Field(description="Job id = Prefect deployment name")
     flow: str
-    cron: str
-    timezone: str
+    cron: str = Field(description="The cron in force: the override, else prefect.yaml's")
+    timezone: str = Field(description="IANA zone the cron is read in")
+    schedule_source: Literal["override", "catalog"] = Field(
+        description="override: an operator's schedule (PUT /schedule); catalog: prefect.yaml's"
+    )
+    schedule_changed_at: datetime | None = Field(description="When the override was set (None: catalog)")
+    schedule_changed_by: str | None = Field(
+        description="Who set the override: a key name, cli:<user> or prefect-ui (None: catalog)"
+    )
+    catalog_cron: str = Field(description="The cron prefect.yaml declares (DELETE /schedule goes back to it)")
+    catalog_timezone: str
     parameters: dict[str, Any]
     enabled: bool
+    enabled_source: Literal["record", "default"] = Field(
+        description="record: an Enabled record decides; default: prefect.yaml's enabled_by_default does"
+    )
     changed_at: datetime | None = Field(description="When Enabled was last changed (None: never)")
     changed_by: str | None = Field(description="Who changed it: a key name, cli:<user> or prefect-ui")
     deployment_id: uuid.UUID | None = Field(description="None while the job is not deployed")

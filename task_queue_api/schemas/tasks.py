@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from backoffice.queue.records import TaskEventRecord, TaskRecord, TypeStats
+from backoffice.queue.task_types import TaskTypeRecord
 from task_queue_api.schemas.base import RequestBody, UTCInstant
+from task_queue_api.schemas.task_types import TaskTypeDefinitionPublic
 
 TaskType = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
 Status = Literal["pending", "locked", "expired", "completed", "failed"]
 Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 MaxAttempts = Annotated[int, Field(ge=1, le=1000)]
+ErrorKind = Literal["execution", "validation", "timeout", "system"]
+CallbackUrl = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://")]
 
 
 class TaskCreate(RequestBody):
@@ -24,8 +29,15 @@ class TaskCreate(RequestBody):
     data: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = 0
     not_before: UTCInstant | None = None
-    max_attempts: MaxAttempts = 5
+    max_attempts: MaxAttempts | None = Field(
+        default=None, description="Default: the task type's definition, else 5."
+    )
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    callback_url: CallbackUrl | None = Field(
+        default=None,
+        description="POSTed the task when it completes or fails for good; its host must be allowed "
+        "(BACKOFFICE_CALLBACK_ALLOWED_HOSTS), else 422 callback_not_allowed.",
+    )
 
 
 class TaskUpdate(RequestBody):
@@ -61,6 +73,9 @@ class TaskPublic(BaseModel):
     created_by: str
     updated_at: datetime
     updated_by: str
+    last_error_kind: ErrorKind | None = None
+    first_locked_at: datetime | None = None
+    callback_url: str | None = None
 
     @classmethod
     def of(cls, task: TaskRecord) -> TaskPublic:
@@ -181,14 +196,16 @@ class TaskTypeStats(BaseModel):
     completed: int
     failed: int
     oldest_pending_at: datetime | None
+    definition: TaskTypeDefinitionPublic | None = None
 
     @classmethod
-    def of(cls, stats: TypeStats) -> TaskTypeStats:
-        """From stored stats."""
-        return cls.model_validate(stats, from_attributes=True)
+    def of(cls, stats: TypeStats, definition: TaskTypeRecord | None = None) -> TaskTypeStats:
+        """From stored stats and the type's definition (if any)."""
+        public = TaskTypeDefinitionPublic.of(definition) if definition else None
+        return cls.model_validate({**asdict(stats), "definition": public})
 
 
 class TaskTypeList(BaseModel):
-    """Stats of every task type."""
+    """Stats and definition of every task type."""
 
     items: list[TaskTypeStats]

@@ -44,7 +44,13 @@ def seed(ctx: AppContext) -> dict[str, list[str]]:
     store.complete(locked[0].id, locked[0].lock_token, {"ok": True}, "seed")  # type: ignore[arg-type]
     store.fail(locked[1].id, locked[1].lock_token, "boom", False, "seed")  # type: ignore[arg-type]
     ctx.keys.create("fuzzed", "consumer", ["EshopExport"], "seed")
-    return {"task_id": [str(i) for i in ids], "name": ["fuzzed", "bootstrap-admin", "nobody"]}
+    # A defined type whose schema any object matches: creates of it still succeed.
+    store.types.put("EshopExport", "seed", {"max_attempts": 3, "data_schema": {"type": "object"}})
+    return {
+        "task_id": [str(i) for i in ids],
+        "name": ["fuzzed", "bootstrap-admin", "nobody"],
+        "task_type": ["EshopExport", "Other"],
+    }
 
 
 @pytest.fixture
@@ -157,6 +163,17 @@ HOSTILE_EXAMPLES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/tasks", _json({"task_type": "EshopExport", "not_before": "0001-01-01T00:00:00+01:00"})),
     ("POST", "/api/tasks/lock", _json({"task_type": "EshopExport", "wait_seconds": float("nan")})),
     ("POST", "/api/keys", _json({"name": "a\x00", "role": "admin"})),
+    (
+        "PUT",
+        "/api/task-types/{task_type}",
+        {"path_parameters": {"task_type": "A"}, "body": {"data_schema": {"$schema": {}}}},
+    ),
+    (
+        "PUT",
+        "/api/task-types/{task_type}",
+        {"path_parameters": {"task_type": "A"}, "body": {"data_schema": {"pattern": "["}}},
+    ),
+    ("GET", "/api/task-types/{task_type}", {"path_parameters": {"task_type": "a\x00b"}}),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Deploying prefect.yaml: the eight deployments, and a redeploy keeping a disabled job paused."""
+"""Deploying prefect.yaml: every catalog deployment, and a redeploy keeping a disabled job paused."""
 
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ CRONS = {
     "Print_Picking_morning": "0 7 * * 1-5",
     "Print_Picking_noon": "0 12 * * 1-5",
     "Finish_Transport": "*/5 * * * *",
+    "Queue_Retention": "0 2 * * *",
 }
 
 
-def test_deploy_creates_the_eight_deployments(deployed_catalog: Catalog) -> None:
+def test_deploy_creates_every_deployment(deployed_catalog: Catalog) -> None:
     assert deployed_catalog.ids == list(CRONS)
     for job_id, cron in CRONS.items():
         d = deployment(job_id)
@@ -40,7 +41,7 @@ def test_deploy_creates_the_eight_deployments(deployed_catalog: Catalog) -> None
         assert d.entrypoint == deployed_catalog.get(job_id).entrypoint
         assert d.parameters == deployed_catalog.get(job_id).parameters
         assert d.global_concurrency_limit is not None and d.global_concurrency_limit.limit == 1
-        strategy = "CANCEL_NEW" if job_id == "Finish_Transport" else "ENQUEUE"
+        strategy = "CANCEL_NEW" if job_id in ("Finish_Transport", "Queue_Retention") else "ENQUEUE"
         assert d.concurrency_options is not None and d.concurrency_options.collision_strategy == strategy
         assert d.pull_steps == [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_DIR)}}
@@ -93,7 +94,7 @@ def test_a_redeploy_keeps_a_disabled_job_paused(
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Deployed 8 jobs" in done.stdout
+    assert f"Deployed {len(control.catalog.jobs)} jobs" in done.stdout
     assert _state(job) == (True, [False])
     assert control.store.get(job).changed_by == "ops"
     assert _state("Finish_Transport") == (True, [False])

@@ -35,6 +35,7 @@ def test_list_shows_every_job_in_catalog_order(api: TestClient, operator: dict[s
         "Print_Picking_morning",
         "Print_Picking_noon",
         "Finish_Transport",
+        "Queue_Retention",
     ]
     first = items[0]
     assert (first["flow"], first["cron"], first["timezone"]) == (
@@ -45,6 +46,11 @@ def test_list_shows_every_job_in_catalog_order(api: TestClient, operator: dict[s
     assert first["parameters"] == {"currency": "EUR"} and first["enabled"] is True
     assert {i["health"] for i in items} <= {"ok", "late", "failed", "disabled"}
     assert set(first) >= {"next_run_at", "last_run", "running_now", "deployment_id", "changed_by"}
+    assert (first["enabled_source"], first["schedule_source"], first["catalog_cron"]) == (
+        "default",  # a fresh database: prefect.yaml's enabled_by_default decides
+        "catalog",
+        "10 0 * * *",
+    )
 
 
 def test_run_now_passes_the_day_and_returns_the_flow_run(api: TestClient, operator: dict[str, str]) -> None:

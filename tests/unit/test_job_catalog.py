@@ -25,10 +25,11 @@ EXPECTED = {
     "Print_Picking_morning": ("0 7 * * 1-5", {"batch": "morning"}, "latest_only"),
     "Print_Picking_noon": ("0 12 * * 1-5", {"batch": "noon"}, "latest_only"),
     "Finish_Transport": ("*/5 * * * *", {}, "latest_only"),
+    "Queue_Retention": ("0 2 * * *", {}, "latest_only"),
 }
 
 
-def test_prefect_yaml_declares_the_eight_jobs() -> None:
+def test_prefect_yaml_declares_the_jobs() -> None:
     catalog = load_catalog()
     assert catalog.ids == list(EXPECTED)
     for job in catalog.jobs:

@@ -22,6 +22,7 @@ claimed AS (
         locked_until = :locked_until,
         locked_by = :actor,
         attempts = t.attempts + 1,
+        first_locked_at = COALESCE(t.first_locked_at, :now),
         version = t.version + 1,
         updated_at = :now,
         updated_by = :actor

@@ -1,0 +1,389 @@
+"""The queue's hot path on asyncio: lock, complete and batch complete for the sidecar's routes.
+
+PostgreSQL (`PostgresHotPath`): an async psycopg pool, ONE autocommit statement per call (the
+claim with the type's lock sweep and its events, `sql/lock_postgresql.sql`; a completion with its
+fencing, task-type check and event, `sql/complete_postgresql.sql`), no BEGIN/COMMIT and no
+pre-ping: a dead connection fails its one request (503) and the pool checks the rest at once.
+SQLite (`SqliteHotPath`): the single-writer sync `TaskStore`, run in a worker thread per call.
+
+Both give the same answers as the sync `TaskStore` (the same records, errors and events); only
+the failure paths (why a completion was refused) go back to it, off the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, Protocol
+
+import anyio.to_thread
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import case, insert, select, text, update
+
+from backoffice.errors import DatabaseUnavailable
+from backoffice.queue.claim import CLAIMABLE, load_sql
+from backoffice.queue.models import Task, TaskEvent
+from backoffice.queue.records import CompletionOutcome, TaskRecord
+from backoffice.queue.store import TaskStore, json_size, utcnow
+
+UNAVAILABLE = "The database cannot be reached right now; retry after a few seconds."
+# A task claimed for a client that went away before its answer: back to pending at once.
+RELEASED_EVENT = "lock_released"
+
+
+class HotPath(Protocol):
+    """The queue calls the sidecar serves on its event loop."""
+
+    async def claim(
+        self, task_type: str, actor: str, limit: int, lease_seconds: int | None
+    ) -> list[TaskRecord]:
+        """Lock up to `limit` claimable tasks now (no waiting), sweeping the type's run-out locks."""
+        ...
+
+    async def complete(
+        self, task_id: uuid.UUID, token: uuid.UUID, result: Any, actor: str, task_types: frozenset[str] | None
+    ) -> TaskRecord:
+        """`TaskStore.complete`."""
+        ...
+
+    async def complete_many(
+        self, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], actor: str, task_types: frozenset[str] | None
+    ) -> list[CompletionOutcome]:
+        """`TaskStore.complete_many`, with `forbidden` for items of types the caller may not touch."""
+        ...
+
+    async def release(self, tasks: Sequence[TaskRecord], actor: str) -> int:
+        """Give back tasks just claimed for a client that went away; how many went back."""
+        ...
+
+    async def claimable(self, task_type: str) -> bool:
+        """True when a lock call for `task_type` would get a task now (the long-poll ticker)."""
+        ...
+
+    async def close(self) -> None:
+        """Close connections."""
+        ...
+
+
+@cache
+def _statement(name: str) -> str:
+    """A psycopg statement from `sql/<name>.sql` with `{columns}` = TaskRecord's columns.
+
+    The columns are named (never `t.*`), so columns added to the table do not break the
+    records, and a field added to TaskRecord is returned as soon as the table has it."""
+    columns = ", ".join(f"t.{f.name}" for f in fields(TaskRecord) if f.name in Task.__table__.c)
+    return load_sql(name).replace("{columns}", columns)
+
+
+def _in_utc(row: Mapping[str, Any]) -> dict[str, Any]:
+    # psycopg hands timestamptz out in the session's zone; the records are in UTC.
+    return {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def _claim_order(task: TaskRecord) -> tuple[int, datetime, uuid.UUID]:
+    return (task.priority, task.available_at, task.id)
+
+
+def _outcomes(
+    items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], max_result_bytes: int
+) -> tuple[dict[int, CompletionOutcome], list[tuple[uuid.UUID, uuid.UUID, Any]]]:
+    """Items refused before any SQL (duplicates, results over the limit) and the rest to do."""
+    outcomes: dict[int, CompletionOutcome] = {}
+    todo: list[tuple[uuid.UUID, uuid.UUID, Any]] = []
+    seen: set[uuid.UUID] = set()
+    for n, (task_id, token, result) in enumerate(items):
+        if task_id in seen:
+            outcomes[n] = CompletionOutcome(task_id, False, "duplicate_item")
+        elif json_size(result) > max_result_bytes:
+            outcomes[n] = CompletionOutcome(task_id, False, "payload_too_large")
+        else:
+            todo.append((task_id, token, result))
+        seen.add(task_id)
+    return outcomes, todo
+
+
+class PostgresHotPath:
+    """One autocommit statement per call over an async psycopg pool."""
+
+    def __init__(self, store: TaskStore, conninfo: str, pool_size: int, timeout: float) -> None:
+        self.store = store
+        self.settings = store.settings
+        self.pool = AsyncConnectionPool(
+            conninfo,
+            connection_class=AsyncConnection[DictRow],
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": int(timeout)},
+            min_size=1,
+            max_size=pool_size,
+            timeout=timeout,
+            open=False,
+            name="hot-path",
+        )
+
+    async def open(self) -> None:
+        """Open the pool; connections are made in the background (a database that is down now
+        makes requests answer 503 until it is back, it does not stop the sidecar)."""
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[DictRow]]:
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable(UNAVAILABLE) from exc
+        except psycopg.OperationalError as exc:
+            # This connection is dropped by the pool; the idle ones are checked now rather than
+            # each failing a request of its own (the pre-ping we do not pay on every checkout).
+            await self.pool.check()
+            raise DatabaseUnavailable(UNAVAILABLE) from exc
+
+    async def _rows(self, statement: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(statement, params)
+            return await cursor.fetchall()
+
+    async def claim(
+        self, task_type: str, actor: str, limit: int, lease_seconds: int | None
+    ) -> list[TaskRecord]:
+        """Sweep and claim in one statement (sql/lock_postgresql.sql)."""
+        now = utcnow()
+        until = now + timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
+        params = {
+            "task_type": task_type,
+            "limit": limit,
+            "actor": actor,
+            "now": now,
+            "locked_until": until,
+            "locked_until_text": until.isoformat(),
+        }
+        rows = await self._rows(_statement("lock_postgresql"), params)
+        return sorted((TaskRecord.from_row(_in_utc(r), now) for r in rows), key=_claim_order)
+
+    async def complete(
+        self, task_id: uuid.UUID, token: uuid.UUID, result: Any, actor: str, task_types: frozenset[str] | None
+    ) -> TaskRecord:
+        """Complete in one statement; when nothing was completed, say why as the sync store does."""
+        self.store._check_size("result", result, self.settings.max_result_bytes)
+        now = utcnow()
+        params = {
+            "id": task_id,
+            "token": token,
+            "result": json.dumps(result),
+            "actor": actor,
+            "now": now,
+            "task_types": sorted(task_types) if task_types is not None else None,
+        }
+        rows = await self._rows(_statement("complete_postgresql"), params)
+        if rows:
+            return TaskRecord.from_row(_in_utc(rows[0]), now)
+        await anyio.to_thread.run_sync(self._refusal, task_id, token, task_types, actor, now)
+        raise AssertionError("unreachable: _refusal always raises")
+
+    def _refusal(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        task_types: frozenset[str] | None,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        found = self.store.find(task_id)
+        if found is not None:
+            self.store._require_type(found, task_types, actor)
+        raise self.store._why_not_held(task_id, token, now)
+
+    async def complete_many(
+        self, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], actor: str, task_types: frozenset[str] | None
+    ) -> list[CompletionOutcome]:
+        """The batch in one statement; refused items are explained afterwards."""
+        outcomes, todo = _outcomes(items, self.settings.max_result_bytes)
+        now = utcnow()
+        done: set[uuid.UUID] = set()
+        if todo:
+            params = {
+                "ids": [i[0] for i in todo],
+                "tokens": [i[1] for i in todo],
+                "results": [json.dumps(i[2]) for i in todo],
+                "actor": actor,
+                "now": now,
+                "task_types": sorted(task_types) if task_types is not None else None,
+            }
+            done = {r["id"] for r in await self._rows(load_sql("complete_batch_postgresql"), params)}
+        if len(done) == len(items):
+            return [CompletionOutcome(i[0], True) for i in items]
+        refused = [i for i in items if i[0] not in done]
+        errors = await anyio.to_thread.run_sync(_explain, self.store, refused, task_types, now)
+        return [
+            CompletionOutcome(task_id, True)
+            if task_id in done and n not in outcomes
+            else _refused(n, task_id, outcomes, errors)
+            for n, (task_id, _, _) in enumerate(items)
+        ]
+
+    async def release(self, tasks: Sequence[TaskRecord], actor: str) -> int:
+        """Back to pending (sql/release_postgresql.sql), waking the type's waiters everywhere."""
+        params = {
+            "ids": [t.id for t in tasks],
+            "tokens": [t.lock_token for t in tasks],
+            "actor": actor,
+            "now": utcnow(),
+        }
+        return len(await self._rows(load_sql("release_postgresql"), params))
+
+    async def claimable(self, task_type: str) -> bool:
+        """One indexed read: a claimable task or a run-out lock of the type."""
+        rows = await self._rows(load_sql("claimable_postgresql"), {"task_type": task_type, "now": utcnow()})
+        return bool(rows)
+
+
+def _explain(
+    store: TaskStore,
+    refused: Sequence[tuple[uuid.UUID, uuid.UUID, Any]],
+    task_types: frozenset[str] | None,
+    now: datetime,
+) -> dict[uuid.UUID, str]:
+    """Why each refused item was not completed: `forbidden` (a type the caller may not touch)
+    first, then the single-task endpoint's code (not_found, already_completed, lock_lost)."""
+    types = store.task_types_of([i[0] for i in refused]) if task_types is not None else {}
+    errors: dict[uuid.UUID, str] = {}
+    for task_id, token, _ in refused:
+        if task_id in types and task_types is not None and types[task_id] not in task_types:
+            errors[task_id] = "forbidden"
+        elif task_id not in errors:
+            errors[task_id] = store._why_not_held(task_id, token, now).code
+    return errors
+
+
+def _refused(
+    n: int, task_id: uuid.UUID, outcomes: dict[int, CompletionOutcome], errors: dict[uuid.UUID, str]
+) -> CompletionOutcome:
+    # A forbidden task is forbidden in every item that names it (the route refuses it first).
+    if errors.get(task_id) == "forbidden":
+        return CompletionOutcome(task_id, False, "forbidden")
+    if n in outcomes:
+        return outcomes[n]
+    return CompletionOutcome(task_id, False, errors[task_id])
+
+
+class SqliteHotPath:
+    """SQLite's single writer: the sync TaskStore, one worker thread per call."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close (the engine is the app's)."""
+
+    async def claim(
+        self, task_type: str, actor: str, limit: int, lease_seconds: int | None
+    ) -> list[TaskRecord]:
+        """`TaskStore.lock` without waiting (the waiting is the caller's, on the event loop)."""
+        return await anyio.to_thread.run_sync(self.store.lock, task_type, actor, limit, lease_seconds, 0)
+
+    async def complete(
+        self, task_id: uuid.UUID, token: uuid.UUID, result: Any, actor: str, task_types: frozenset[str] | None
+    ) -> TaskRecord:
+        """`TaskStore.complete` in a thread."""
+        return await anyio.to_thread.run_sync(self.store.complete, task_id, token, result, actor, task_types)
+
+    async def complete_many(
+        self, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], actor: str, task_types: frozenset[str] | None
+    ) -> list[CompletionOutcome]:
+        """Forbidden items refused first, the rest through `TaskStore.complete_many` (one thread hop)."""
+        return await anyio.to_thread.run_sync(self._complete_many, items, actor, task_types)
+
+    def _complete_many(
+        self, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], actor: str, task_types: frozenset[str] | None
+    ) -> list[CompletionOutcome]:
+        forbidden: set[uuid.UUID] = set()
+        if task_types is not None:
+            types = self.store.task_types_of([i[0] for i in items])
+            forbidden = {i for i, t in types.items() if t not in task_types}
+        allowed = [i for i in items if i[0] not in forbidden]
+        outcomes = iter(self.store.complete_many(allowed, actor) if allowed else [])
+        return [
+            CompletionOutcome(i[0], False, "forbidden") if i[0] in forbidden else next(outcomes)
+            for i in items
+        ]
+
+    async def release(self, tasks: Sequence[TaskRecord], actor: str) -> int:
+        """Back to pending, in a thread."""
+        return await anyio.to_thread.run_sync(self._release, tasks, actor)
+
+    def _release(self, tasks: Sequence[TaskRecord], actor: str) -> int:
+        now = utcnow()
+        released = 0
+        with self.store.engine.begin() as conn:
+            for task in tasks:
+                hit = conn.execute(
+                    update(Task)
+                    .where(
+                        Task.id == task.id,
+                        Task.lock_token == task.lock_token,
+                        text("tasks.status = 'locked'"),
+                    )
+                    .values(
+                        status="pending",
+                        attempts=Task.attempts - 1,
+                        first_locked_at=case((Task.attempts == 1, None), else_=Task.first_locked_at),
+                        lock_token=None,
+                        lock_date=None,
+                        locked_until=None,
+                        locked_by=None,
+                        version=Task.version + 1,
+                        updated_at=now,
+                        updated_by=actor,
+                    )
+                ).rowcount
+                if hit:
+                    released += 1
+                    conn.execute(
+                        insert(TaskEvent).values(
+                            task_id=task.id,
+                            event=RELEASED_EVENT,
+                            actor=actor,
+                            at=now,
+                            details={"reason": "client_gone"},
+                        )
+                    )
+        for task_type in {t.task_type for t in tasks}:
+            self.store.signals.wake(task_type)
+        return released
+
+    async def claimable(self, task_type: str) -> bool:
+        """One read in a thread: a claimable task or a run-out lock of the type."""
+        return await anyio.to_thread.run_sync(self._claimable, task_type)
+
+    def _claimable(self, task_type: str) -> bool:
+        now = utcnow()
+        ready = select(Task.id).where(Task.task_type == task_type, CLAIMABLE, Task.available_at <= now)
+        run_out = select(Task.id).where(
+            Task.task_type == task_type, text("tasks.status = 'locked'"), Task.locked_until <= now
+        )
+        with self.store.engine.connect() as conn:
+            return conn.execute(ready.union_all(run_out).limit(1)).first() is not None
+
+
+def hot_path_for(store: TaskStore) -> PostgresHotPath | SqliteHotPath:
+    """The hot path for the store's database."""
+    if store.dialect.name == "postgresql":
+        conninfo = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresHotPath(
+            store, conninfo, store.settings.db_pool_size, float(store.settings.db_connect_timeout_seconds)
+        )
+    return SqliteHotPath(store)
