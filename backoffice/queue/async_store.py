@@ -1,13 +1,17 @@
-"""The queue's hot path on asyncio: lock, complete and batch complete for the sidecar's routes.
+"""The queue's hot path on asyncio: lock, complete, batch complete, fail and extend for the
+sidecar's routes.
 
 PostgreSQL (`PostgresHotPath`): an async psycopg pool, ONE autocommit statement per call (the
 claim with the type's lock sweep and its events, `sql/lock_postgresql.sql`; a completion with its
-fencing, task-type check and event, `sql/complete_postgresql.sql`), no BEGIN/COMMIT and no
-pre-ping: a dead connection fails its one request (503) and the pool checks the rest at once.
+fencing, task-type check, event, timing and result callback, `sql/complete_postgresql.sql`; fail
+and extend likewise, `sql/fail_postgresql.sql`, `sql/extend_postgresql.sql`), no BEGIN/COMMIT and
+no pre-ping: a dead connection fails its one request (503) and the pool checks the rest at once.
+The sync store runs the same lock and completion statements on PostgreSQL (claim.PostgresQueue).
 SQLite (`SqliteHotPath`): the single-writer sync `TaskStore`, run in a worker thread per call.
 
 Both give the same answers as the sync `TaskStore` (the same records, errors and events); only
-the failure paths (why a completion was refused) go back to it, off the hot path.
+the failure paths (why a call was refused) go back to it, off the hot path. A type's definition
+(lease, backoff) is read through TaskTypeStore's cache; a miss is read in a worker thread.
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import fields
-from datetime import UTC, datetime, timedelta
-from functools import cache
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -29,10 +31,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import case, insert, select, text, update
 
 from backoffice.errors import DatabaseUnavailable
-from backoffice.queue.claim import CLAIMABLE, load_sql
+from backoffice.queue.claim import CLAIMABLE, claim_params, complete_params, in_utc, statement
 from backoffice.queue.models import Task, TaskEvent
 from backoffice.queue.records import CompletionOutcome, TaskRecord
-from backoffice.queue.store import TaskStore, json_size, utcnow
+from backoffice.queue.store import TaskStore, split_batch, utcnow
+from backoffice.queue.task_types import TypeDefaults
 
 UNAVAILABLE = "The database cannot be reached right now; retry after a few seconds."
 # A task claimed for a client that went away before its answer: back to pending at once.
@@ -60,6 +63,30 @@ class HotPath(Protocol):
         """`TaskStore.complete_many`, with `forbidden` for items of types the caller may not touch."""
         ...
 
+    async def fail(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        error: str,
+        retry: bool,
+        error_kind: str,
+        actor: str,
+        task_types: frozenset[str] | None,
+    ) -> TaskRecord:
+        """`TaskStore.fail`, refused (403) for a type the caller may not touch."""
+        ...
+
+    async def extend(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        lease_seconds: int | None,
+        actor: str,
+        task_types: frozenset[str] | None,
+    ) -> TaskRecord:
+        """`TaskStore.extend`, refused (403) for a type the caller may not touch."""
+        ...
+
     async def release(self, tasks: Sequence[TaskRecord], actor: str) -> int:
         """Give back tasks just claimed for a client that went away; how many went back."""
         ...
@@ -73,41 +100,20 @@ class HotPath(Protocol):
         ...
 
 
-@cache
-def _statement(name: str) -> str:
-    """A psycopg statement from `sql/<name>.sql` with `{columns}` = TaskRecord's columns.
-
-    The columns are named (never `t.*`), so columns added to the table do not break the
-    records, and a field added to TaskRecord is returned as soon as the table has it."""
-    columns = ", ".join(f"t.{f.name}" for f in fields(TaskRecord) if f.name in Task.__table__.c)
-    return load_sql(name).replace("{columns}", columns)
-
-
-def _in_utc(row: Mapping[str, Any]) -> dict[str, Any]:
-    # psycopg hands timestamptz out in the session's zone; the records are in UTC.
-    return {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
+# The name bench/ and the plan tests use for the hot path's statements.
+_statement = statement
 
 
 def _claim_order(task: TaskRecord) -> tuple[int, datetime, uuid.UUID]:
     return (task.priority, task.available_at, task.id)
 
 
-def _outcomes(
-    items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], max_result_bytes: int
-) -> tuple[dict[int, CompletionOutcome], list[tuple[uuid.UUID, uuid.UUID, Any]]]:
-    """Items refused before any SQL (duplicates, results over the limit) and the rest to do."""
-    outcomes: dict[int, CompletionOutcome] = {}
-    todo: list[tuple[uuid.UUID, uuid.UUID, Any]] = []
-    seen: set[uuid.UUID] = set()
-    for n, (task_id, token, result) in enumerate(items):
-        if task_id in seen:
-            outcomes[n] = CompletionOutcome(task_id, False, "duplicate_item")
-        elif json_size(result) > max_result_bytes:
-            outcomes[n] = CompletionOutcome(task_id, False, "payload_too_large")
-        else:
-            todo.append((task_id, token, result))
-        seen.add(task_id)
-    return outcomes, todo
+async def _type_defaults(store: TaskStore, task_type: str) -> TypeDefaults | None:
+    """The type's definition defaults, from the cache, or read in a worker thread on a miss."""
+    fresh, record = store.types.peek(task_type)
+    if not fresh:
+        record = await anyio.to_thread.run_sync(store.types.find, task_type)
+    return store.types.defaults_of(record)
 
 
 class PostgresHotPath:
@@ -158,18 +164,12 @@ class PostgresHotPath:
         self, task_type: str, actor: str, limit: int, lease_seconds: int | None
     ) -> list[TaskRecord]:
         """Sweep and claim in one statement (sql/lock_postgresql.sql)."""
+        if not lease_seconds:
+            lease_seconds = self.store.lease_from(await _type_defaults(self.store, task_type))
         now = utcnow()
-        until = now + timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
-        params = {
-            "task_type": task_type,
-            "limit": limit,
-            "actor": actor,
-            "now": now,
-            "locked_until": until,
-            "locked_until_text": until.isoformat(),
-        }
-        rows = await self._rows(_statement("lock_postgresql"), params)
-        return sorted((TaskRecord.from_row(_in_utc(r), now) for r in rows), key=_claim_order)
+        params = claim_params(task_type, limit, actor, now, now + timedelta(seconds=lease_seconds))
+        rows = await self._rows(statement("lock_postgresql"), params)
+        return sorted((TaskRecord.from_row(in_utc(r), now) for r in rows), key=_claim_order)
 
     async def complete(
         self, task_id: uuid.UUID, token: uuid.UUID, result: Any, actor: str, task_types: frozenset[str] | None
@@ -185,10 +185,67 @@ class PostgresHotPath:
             "now": now,
             "task_types": sorted(task_types) if task_types is not None else None,
         }
-        rows = await self._rows(_statement("complete_postgresql"), params)
+        return await self._one("complete_postgresql", params, task_types)
+
+    async def fail(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        error: str,
+        retry: bool,
+        error_kind: str,
+        actor: str,
+        task_types: frozenset[str] | None,
+    ) -> TaskRecord:
+        """Fail in one statement (sql/fail_postgresql.sql); a refusal is explained as for complete.
+        The type's retry_backoff_seconds is read by the statement itself (the task's type is not
+        known before it); `backoff_base` is the setting, for an undefined type."""
+        now = utcnow()
+        params = {
+            "id": task_id,
+            "token": token,
+            "error": error,
+            "error_kind": error_kind,
+            "retry": retry,
+            "backoff_base": float(self.settings.retry_backoff_base_seconds),
+            "backoff_max": float(self.settings.retry_backoff_max_seconds),
+            "actor": actor,
+            "now": now,
+            "task_types": sorted(task_types) if task_types is not None else None,
+        }
+        return await self._one("fail_postgresql", params, task_types)
+
+    async def extend(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        lease_seconds: int | None,
+        actor: str,
+        task_types: frozenset[str] | None,
+    ) -> TaskRecord:
+        """Extend in one statement (sql/extend_postgresql.sql); a refusal is explained as for complete."""
+        now = utcnow()
+        until = now + timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
+        params = {
+            "id": task_id,
+            "token": token,
+            "locked_until": until,
+            "locked_until_text": until.isoformat(),
+            "actor": actor,
+            "now": now,
+            "task_types": sorted(task_types) if task_types is not None else None,
+        }
+        return await self._one("extend_postgresql", params, task_types)
+
+    async def _one(
+        self, name: str, params: Mapping[str, Any], task_types: frozenset[str] | None
+    ) -> TaskRecord:
+        """The task a one-task statement changed; when it changed none, the sync store's reason."""
+        rows = await self._rows(statement(name), params)
         if rows:
-            return TaskRecord.from_row(_in_utc(rows[0]), now)
-        await anyio.to_thread.run_sync(self._refusal, task_id, token, task_types, actor, now)
+            return TaskRecord.from_row(in_utc(rows[0]), params["now"])
+        args = (params["id"], params["token"], task_types, params["actor"], params["now"])
+        await anyio.to_thread.run_sync(self._refusal, *args)
         raise AssertionError("unreachable: _refusal always raises")
 
     def _refusal(
@@ -208,19 +265,12 @@ class PostgresHotPath:
         self, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], actor: str, task_types: frozenset[str] | None
     ) -> list[CompletionOutcome]:
         """The batch in one statement; refused items are explained afterwards."""
-        outcomes, todo = _outcomes(items, self.settings.max_result_bytes)
+        outcomes, todo = split_batch(items, self.settings.max_result_bytes)
         now = utcnow()
         done: set[uuid.UUID] = set()
         if todo:
-            params = {
-                "ids": [i[0] for i in todo],
-                "tokens": [i[1] for i in todo],
-                "results": [json.dumps(i[2]) for i in todo],
-                "actor": actor,
-                "now": now,
-                "task_types": sorted(task_types) if task_types is not None else None,
-            }
-            done = {r["id"] for r in await self._rows(load_sql("complete_batch_postgresql"), params)}
+            params = complete_params(todo, actor, now, task_types)
+            done = {r["id"] for r in await self._rows(statement("complete_batch_postgresql"), params)}
         if len(done) == len(items):
             return [CompletionOutcome(i[0], True) for i in items]
         refused = [i for i in items if i[0] not in done]
@@ -240,11 +290,11 @@ class PostgresHotPath:
             "actor": actor,
             "now": utcnow(),
         }
-        return len(await self._rows(load_sql("release_postgresql"), params))
+        return len(await self._rows(statement("release_postgresql"), params))
 
     async def claimable(self, task_type: str) -> bool:
         """One indexed read: a claimable task or a run-out lock of the type."""
-        rows = await self._rows(load_sql("claimable_postgresql"), {"task_type": task_type, "now": utcnow()})
+        rows = await self._rows(statement("claimable_postgresql"), {"task_type": task_type, "now": utcnow()})
         return bool(rows)
 
 
@@ -320,6 +370,44 @@ class SqliteHotPath:
             CompletionOutcome(i[0], False, "forbidden") if i[0] in forbidden else next(outcomes)
             for i in items
         ]
+
+    async def fail(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        error: str,
+        retry: bool,
+        error_kind: str,
+        actor: str,
+        task_types: frozenset[str] | None,
+    ) -> TaskRecord:
+        """`TaskStore.fail` in a thread, after the type check."""
+
+        def fail() -> TaskRecord:
+            self._require_type(task_id, task_types, actor)
+            return self.store.fail(task_id, token, error, retry, actor, error_kind)
+
+        return await anyio.to_thread.run_sync(fail)
+
+    async def extend(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        lease_seconds: int | None,
+        actor: str,
+        task_types: frozenset[str] | None,
+    ) -> TaskRecord:
+        """`TaskStore.extend` in a thread, after the type check."""
+
+        def extend() -> TaskRecord:
+            self._require_type(task_id, task_types, actor)
+            return self.store.extend(task_id, token, lease_seconds, actor)
+
+        return await anyio.to_thread.run_sync(extend)
+
+    def _require_type(self, task_id: uuid.UUID, task_types: frozenset[str] | None, actor: str) -> None:
+        # As PostgresHotPath's refusal: 404 for no such task, 403 for a type not the caller's.
+        self.store._require_type(self.store.get(task_id), task_types, actor)
 
     async def release(self, tasks: Sequence[TaskRecord], actor: str) -> int:
         """Back to pending, in a thread."""

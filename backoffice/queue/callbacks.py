@@ -55,11 +55,12 @@ FROM {source}
 WHERE {source}.callback_url IS NOT NULL"""
 
 
-def record_callback_sql(source: str, event: str) -> str:
-    """The PostgreSQL outbox insert over CTE `source` for `event` (bound as a SQL literal)."""
-    if event not in EVENTS or not source.isidentifier():
+def record_callback_sql(source: str, event: str, now: str = ":now") -> str:
+    """The PostgreSQL outbox insert over CTE `source` for `event` (bound as a SQL literal);
+    `now` is the placeholder of the time (`%(now)s` in the hot path's psycopg statements)."""
+    if event not in EVENTS or not source.isidentifier() or now not in (":now", "%(now)s"):
         raise ValueError(f"unknown callback event {event!r} or bad CTE name {source!r}")
-    return RECORD_CALLBACK_SQL_POSTGRESQL.format(source=source, event=f"'{event}'")
+    return RECORD_CALLBACK_SQL_POSTGRESQL.format(source=source, event=f"'{event}'").replace(":now", now)
 
 
 def record_callback(conn: Connection, task_id: uuid.UUID, event: str, now: datetime | None = None) -> bool:

@@ -1,25 +1,34 @@
 """The few queue statements that differ between PostgreSQL and SQLite, one class per dialect.
 
-PostgreSQL claims with `FOR UPDATE SKIP LOCKED` in a CTE and logs events in the same
-statement; SQLite, with its single writer (every transaction is BEGIN IMMEDIATE), claims with a
-plain `UPDATE … RETURNING`. Everything else in the task store is portable SQL.
+PostgreSQL runs the hot path's one-statement SQL (`sql/*_postgresql.sql`, psycopg placeholders),
+the very statements the asyncio hot path sends (async_store.py), here on the sync engine's
+connection: one way of claiming and completing. SQLite, with its single writer (every
+transaction is BEGIN IMMEDIATE), sweeps, claims and completes with plain `UPDATE … RETURNING`s.
+Everything else in the task store is portable SQL.
+
+Every completion and dead letter logs its event with `timing.timing_details` and records the
+task's result callback (`callbacks.record_callback`) in the same statement or transaction.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import fields
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from backoffice.dialects import Dialect
+from backoffice.queue.callbacks import record_callback, record_callback_sql
 from backoffice.queue.models import Task, TaskEvent
-from backoffice.schema import UTCDateTime
+from backoffice.queue.records import TaskRecord
+from backoffice.queue.timing import timing_details, timing_sql_postgresql
 
 SQL_DIR = Path(__file__).parent / "sql"
 NOTIFY_CHANNEL = "backoffice_tasks"
@@ -28,6 +37,16 @@ HELD = text("tasks.status IN ('locked', 'expired')")
 # Completion also accepts a dead letter whose token is still set: only the sweep leaves one
 # (a lock that ran out on its last attempt), and its holder may still complete it.
 COMPLETABLE = text("tasks.status IN ('locked', 'expired', 'failed')")
+# What `timing_details` needs of a task's row.
+TIMING_COLUMNS = (
+    Task.id,
+    Task.task_type,
+    Task.created_at,
+    Task.not_before,
+    Task.first_locked_at,
+    Task.lock_date,
+    Task.locked_until,
+)
 
 
 @cache
@@ -36,10 +55,71 @@ def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
+# `{columns}`, `{timing:<cte>:<end>}` (end: `now` or a column of the CTE's rows) and
+# `{callback:<cte>:<event>}` in the psycopg-style statements.
+_PLACEHOLDER = re.compile(r"\{(columns|timing|callback)(?::(\w+):([\w.]+))?\}")
+
+
+def _expand(match: re.Match[str]) -> str:
+    kind, source, arg = match.groups()
+    if kind == "columns":
+        # Named, never `t.*`: a column added to the table does not break the records, and a
+        # field added to TaskRecord is returned as soon as the table has it.
+        return ", ".join(f"t.{f.name}" for f in fields(TaskRecord) if f.name in Task.__table__.c)
+    if kind == "timing":
+        ended = "CAST(%(now)s AS timestamptz)" if arg == "now" else f"{source}.{arg}"
+        return timing_sql_postgresql(source, ended)
+    return record_callback_sql(source, arg, now="%(now)s")
+
+
+@cache
+def statement(name: str) -> str:
+    """A psycopg statement from `sql/<name>.sql` with its placeholders filled in (`_expand`)."""
+    return _PLACEHOLDER.sub(_expand, load_sql(name))
+
+
+def in_utc(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row with its timestamps in UTC (psycopg hands timestamptz out in the session's zone)."""
+    return {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def claim_params(
+    task_type: str, limit: int, actor: str, now: datetime, locked_until: datetime
+) -> dict[str, Any]:
+    """The parameters of sql/lock_postgresql.sql."""
+    return {
+        "task_type": task_type,
+        "limit": limit,
+        "actor": actor,
+        "now": now,
+        "locked_until": locked_until,
+        "locked_until_text": locked_until.isoformat(),
+    }
+
+
+def complete_params(
+    items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]],
+    actor: str,
+    now: datetime,
+    task_types: frozenset[str] | None,
+) -> dict[str, Any]:
+    """The parameters of sql/complete_batch_postgresql.sql."""
+    return {
+        "ids": [i[0] for i in items],
+        "tokens": [i[1] for i in items],
+        "results": [json.dumps(i[2]) for i in items],
+        "actor": actor,
+        "now": now,
+        "task_types": sorted(task_types) if task_types is not None else None,
+    }
+
+
 class QueueDialect(Protocol):
     """What differs per database."""
 
     name: str
+    # True when `claim` sweeps the type's run-out locks itself (else the store sweeps first).
+    claim_sweeps: bool
 
     def claim(
         self,
@@ -63,18 +143,12 @@ class QueueDialect(Protocol):
 
 
 class PostgresQueue:
-    """PostgreSQL: one-statement claim and batch completion, NOTIFY for long-pollers."""
+    """PostgreSQL: the hot path's one-statement lock (with the type's sweep) and completion,
+    NOTIFY for long-pollers."""
 
     name = "postgresql"
-
-    def __init__(self) -> None:
-        timestamps = (bindparam("now", type_=UTCDateTime()),)
-        self._claim = (
-            text(load_sql("claim_postgresql"))
-            .bindparams(*timestamps, bindparam("locked_until", type_=UTCDateTime()))
-            .columns(*Task.__table__.c)
-        )
-        self._complete_many = text(load_sql("complete_many_postgresql")).bindparams(*timestamps)
+    # The lock statement sweeps the type's run-out locks itself.
+    claim_sweeps = True
 
     def claim(
         self,
@@ -85,15 +159,9 @@ class PostgresQueue:
         now: datetime,
         locked_until: datetime,
     ) -> Sequence[Mapping[Any, Any]]:
-        params = {
-            "task_type": task_type,
-            "limit": limit,
-            "actor": actor,
-            "now": now,
-            "locked_until": locked_until,
-            "locked_until_text": locked_until.isoformat(),
-        }
-        return conn.execute(self._claim, params).mappings().all()
+        params = claim_params(task_type, limit, actor, now, locked_until)
+        rows = conn.exec_driver_sql(statement("lock_postgresql"), params).mappings().all()
+        return sorted((in_utc(r) for r in rows), key=lambda r: (r["priority"], r["available_at"], r["id"]))
 
     def complete_many(
         self,
@@ -102,14 +170,8 @@ class PostgresQueue:
         actor: str,
         now: datetime,
     ) -> set[uuid.UUID]:
-        params = {
-            "ids": [i[0] for i in items],
-            "tokens": [i[1] for i in items],
-            "results": [json.dumps(i[2]) for i in items],
-            "actor": actor,
-            "now": now,
-        }
-        return set(conn.execute(self._complete_many, params).scalars())
+        params = complete_params(items, actor, now, None)
+        return set(conn.exec_driver_sql(statement("complete_batch_postgresql"), params).scalars())
 
     def notify(self, conn: Connection, task_type: str) -> None:
         # Delivered at commit, so a woken long-poller always finds the committed task.
@@ -122,6 +184,8 @@ class SqliteQueue:
     """SQLite: the single writer makes a plain UPDATE … RETURNING atomic."""
 
     name = "sqlite"
+    # The store sweeps the type's run-out locks before the claim, in the same transaction.
+    claim_sweeps = False
 
     def claim(
         self,
@@ -185,8 +249,9 @@ class SqliteQueue:
         now: datetime,
     ) -> set[uuid.UUID]:
         done: set[uuid.UUID] = set()
+        events: list[dict[str, Any]] = []
         for task_id, token, result in items:
-            hit = conn.execute(
+            row = conn.execute(
                 update(Task)
                 .where(Task.id == task_id, Task.lock_token == token, COMPLETABLE)
                 .values(
@@ -200,17 +265,19 @@ class SqliteQueue:
                     updated_at=now,
                     updated_by=actor,
                 )
-            ).rowcount
-            if hit:
+                .returning(*TIMING_COLUMNS)
+            ).first()
+            if row is not None:
                 done.add(task_id)
-        if done:
-            conn.execute(
-                insert(TaskEvent),
-                [
-                    {"task_id": i, "event": "completed", "actor": actor, "at": now, "details": None}
-                    for i in done
-                ],
-            )
+                details = timing_details(
+                    row.task_type, row.created_at, row.not_before, row.first_locked_at, row.lock_date, now
+                )
+                events.append(
+                    {"task_id": task_id, "event": "completed", "actor": actor, "at": now, "details": details}
+                )
+                record_callback(conn, task_id, "task.completed", now)
+        if events:
+            conn.execute(insert(TaskEvent), events)
         return done
 
     def notify(self, conn: Connection, task_type: str) -> None:

@@ -14,6 +14,18 @@ else gets it (a re-lock; for a dead letter, an operator's retry or delete). Noth
 two: an expired task is re-locked with a new token, and a dead letter is never locked. A lock
 that ran out but was not swept yet reads as `expired` all the same (TaskRecord). Sweeps run in
 every lock call (that type) and on the sidecar's timer (every type, `sweep`).
+
+Task types, error kinds, timing, callbacks (issue #13), the same on both databases and on the
+asyncio hot path (async_store.py, whose PostgreSQL statements are sql/*_postgresql.sql):
+- a lock without lease_seconds takes the type's lease_seconds, else the setting; a failed
+  attempt's backoff base is the type's retry_backoff_seconds, else the setting;
+- fail stores `last_error_kind` (execution by default) and its `failed` event says error_kind;
+  a lock that runs out (swept to expired, or to a dead letter) records `timeout`. A later
+  completion leaves last_error_kind as it is: it tells what went wrong last, as last_error does;
+- the `completed` and `failed` events carry timing.timing_details (the sweep's dead letter: held
+  until the lock ran out);
+- a completion and a dead letter (fail, or the sweep) record the task's result callback
+  (callbacks.record_callback) in the same transaction.
 """
 
 from __future__ import annotations
@@ -37,13 +49,14 @@ from backoffice.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from backoffice.queue.callbacks import check_callback_url
-from backoffice.queue.claim import CLAIMABLE, HELD, queue_dialect
+from backoffice.queue.callbacks import check_callback_url, record_callback
+from backoffice.queue.claim import CLAIMABLE, HELD, TIMING_COLUMNS, queue_dialect
 from backoffice.queue.models import Task, TaskEvent
 from backoffice.queue.queries import TaskFilter, TaskQueryStore
 from backoffice.queue.records import CompletionOutcome, TaskEventRecord, TaskRecord
 from backoffice.queue.signals import TaskSignals
-from backoffice.queue.task_types import TaskTypeStore, check_data
+from backoffice.queue.task_types import TaskTypeStore, TypeDefaults, check_data
+from backoffice.queue.timing import timing_details
 from backoffice.settings import Settings
 
 UPDATABLE_FIELDS = ("data", "priority", "not_before", "max_attempts")
@@ -72,6 +85,25 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
+
+
+def split_batch(
+    items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], max_result_bytes: int
+) -> tuple[dict[int, CompletionOutcome], list[tuple[uuid.UUID, uuid.UUID, Any]]]:
+    """A batch completion's items refused before any SQL (duplicates, results over the limit),
+    by position, and the rest to do."""
+    outcomes: dict[int, CompletionOutcome] = {}
+    todo: list[tuple[uuid.UUID, uuid.UUID, Any]] = []
+    seen: set[uuid.UUID] = set()
+    for n, (task_id, token, result) in enumerate(items):
+        if task_id in seen:
+            outcomes[n] = CompletionOutcome(task_id, False, "duplicate_item")
+        elif json_size(result) > max_result_bytes:
+            outcomes[n] = CompletionOutcome(task_id, False, "payload_too_large")
+        else:
+            todo.append((task_id, token, result))
+        seen.add(task_id)
+    return outcomes, todo
 
 
 class TaskStore(TaskQueryStore):
@@ -253,7 +285,7 @@ class TaskStore(TaskQueryStore):
         wait_seconds: float = 0,
     ) -> list[TaskRecord]:
         """Lock up to `limit` tasks of a type; long-poll up to `wait_seconds` when none is ready."""
-        lease = timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
+        lease = timedelta(seconds=self.lease_seconds(task_type, lease_seconds))
         deadline = time.monotonic() + wait_seconds
         # Long-pollers re-check at least this often (not_before and run-out leases need no signal).
         poll = self.dialect.poll_seconds
@@ -268,9 +300,27 @@ class TaskStore(TaskQueryStore):
     def _lock_once(self, task_type: str, actor: str, limit: int, lease: timedelta) -> list[TaskRecord]:
         now = utcnow()
         with self.engine.begin() as conn:
-            self._sweep(conn, task_type, now)
+            if not self.queue.claim_sweeps:
+                self._sweep(conn, task_type, now)
             rows = self.queue.claim(conn, task_type, limit, actor, now, now + lease)
         return [TaskRecord.from_row(r, now) for r in rows]
+
+    def lease_seconds(self, task_type: str, lease_seconds: int | None) -> int:
+        """A lock's lease: the one asked for, else the type's lease_seconds, else the setting."""
+        if lease_seconds:
+            return lease_seconds
+        return self.lease_from(self.types.defaults_for(task_type))
+
+    def lease_from(self, defaults: TypeDefaults | None) -> int:
+        """The lease of a lock that asks for none, given the type's defaults (None: undefined)."""
+        return (defaults.lease_seconds if defaults else None) or self.settings.lock_timeout_seconds
+
+    def backoff_base_seconds(self, task_type: str) -> float:
+        """The base of a failed attempt's backoff: the type's retry_backoff_seconds, else the
+        setting (sql/fail_postgresql.sql reads the same in its statement)."""
+        defaults = self.types.defaults_for(task_type)
+        base = defaults.retry_backoff_seconds if defaults else None
+        return base if base is not None else self.settings.retry_backoff_base_seconds
 
     def sweep(self) -> int:
         """Sweep run-out locks of every type (the sidecar's timer); how many were swept.
@@ -308,10 +358,11 @@ class TaskStore(TaskQueryStore):
             .where(Task.id.in_(run_out.scalar_subquery()))
             .values(
                 status=text("CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'expired' END"),
+                last_error_kind="timeout",
                 version=Task.version + 1,
                 updated_at=now,
             )
-            .returning(Task.id, Task.task_type, Task.status, Task.locked_by, Task.attempts, Task.max_attempts)
+            .returning(*TIMING_COLUMNS, Task.status, Task.locked_by, Task.attempts, Task.max_attempts)
         ).all()
         events: list[dict[str, Any]] = []
         for r in rows:
@@ -320,7 +371,13 @@ class TaskStore(TaskQueryStore):
             if r.status == "failed":
                 message = f"The lock ran out {r.attempts} times (max_attempts {r.max_attempts})."
                 conn.execute(update(Task).where(Task.id == r.id).values(last_error=message))
-                events.append(self._event(r.id, "failed", "system", now, {"error": message}))
+                # Held until the lock ran out (not until this sweep noticed).
+                timing = timing_details(
+                    r.task_type, r.created_at, r.not_before, r.first_locked_at, r.lock_date, r.locked_until
+                )
+                dead = {"error": message, "error_kind": "timeout", "dead": True, "attempt": r.attempts}
+                events.append(self._event(r.id, "failed", "system", now, {**dead, **timing}))
+                record_callback(conn, r.id, "task.failed", now)
         if events:
             conn.execute(insert(TaskEvent), events)
         return [(r.task_type, r.status) for r in rows]
@@ -355,17 +412,7 @@ class TaskStore(TaskQueryStore):
     ) -> list[CompletionOutcome]:
         """Complete a batch; each item is judged on its own."""
         now = utcnow()
-        outcomes: dict[int, CompletionOutcome] = {}
-        todo: list[tuple[uuid.UUID, uuid.UUID, Any]] = []
-        seen: set[uuid.UUID] = set()
-        for n, (task_id, token, result) in enumerate(items):
-            if task_id in seen:
-                outcomes[n] = CompletionOutcome(task_id, False, "duplicate_item")
-            elif json_size(result) > self.settings.max_result_bytes:
-                outcomes[n] = CompletionOutcome(task_id, False, "payload_too_large")
-            else:
-                todo.append((task_id, token, result))
-            seen.add(task_id)
+        outcomes, todo = split_batch(items, self.settings.max_result_bytes)
         with self.engine.begin() as conn:
             done = self.queue.complete_many(conn, todo, actor, now) if todo else set()
         for n, (task_id, token, _) in enumerate(items):
@@ -375,14 +422,23 @@ class TaskStore(TaskQueryStore):
             outcomes[n] = CompletionOutcome(task_id, error is None, error)
         return [outcomes[n] for n in range(len(items))]
 
-    def fail(self, task_id: uuid.UUID, token: uuid.UUID, error: str, retry: bool, actor: str) -> TaskRecord:
-        """Give a held task back: pending after a backoff, or failed (dead letter)."""
+    def fail(
+        self,
+        task_id: uuid.UUID,
+        token: uuid.UUID,
+        error: str,
+        retry: bool,
+        actor: str,
+        error_kind: str = "execution",
+    ) -> TaskRecord:
+        """Give a held task back: pending after a backoff, or failed (dead letter; its result
+        callback is recorded). sql/fail_postgresql.sql is the same in one statement."""
         now = utcnow()
         with self.engine.begin() as conn:
             task = self._held(conn, task_id, token, now)
             dead = not retry or task.attempts >= task.max_attempts
             backoff = min(
-                self.settings.retry_backoff_base_seconds * 2 ** max(task.attempts - 1, 0),
+                self.backoff_base_seconds(task.task_type) * 2 ** max(task.attempts - 1, 0),
                 self.settings.retry_backoff_max_seconds,
             )
             available_at = now + timedelta(seconds=backoff)
@@ -393,6 +449,7 @@ class TaskStore(TaskQueryStore):
                     status="failed" if dead else "pending",
                     available_at=task.available_at if dead else available_at,
                     last_error=error,
+                    last_error_kind=error_kind,
                     lock_token=None,
                     locked_until=None,
                     version=Task.version + 1,
@@ -400,10 +457,27 @@ class TaskStore(TaskQueryStore):
                     updated_by=actor,
                 )
             )
-            details: dict[str, Any] = {"error": error, "dead": dead, "attempt": task.attempts}
+            details: dict[str, Any] = {
+                "error": error,
+                "error_kind": error_kind,
+                "dead": dead,
+                "attempt": task.attempts,
+            }
             if not dead:
-                details["retry_at"] = available_at.isoformat()
+                details["retry_at"] = available_at.isoformat(timespec="microseconds")
+            details.update(
+                timing_details(
+                    task.task_type,
+                    task.created_at,
+                    task.not_before,
+                    task.first_locked_at,
+                    task.lock_date,
+                    now,
+                )
+            )
             self._log(conn, task_id, "failed", actor, now, details)
+            if dead:
+                record_callback(conn, task_id, "task.failed", now)
         return self.get(task_id)
 
     def extend(

@@ -134,6 +134,22 @@ class TaskTypeStore:
             self._cache[task_type] = (now, record)
         return record
 
+    def peek(self, task_type: str) -> tuple[bool, TaskTypeRecord | None]:
+        """(True, the definition or None) when this process's cache has it fresh; (False, None)
+        when `find` would read the database (the event loop then reads it in a thread)."""
+        with self._lock:
+            hit = self._cache.get(task_type)
+        if hit is not None and time.monotonic() - hit[0] < self.settings.task_type_cache_seconds:
+            return True, hit[1]
+        return False, None
+
+    @staticmethod
+    def defaults_of(record: TaskTypeRecord | None) -> TypeDefaults | None:
+        """What the hot path takes from a definition (None for an undefined type)."""
+        if record is None:
+            return None
+        return TypeDefaults(record.lease_seconds, record.max_attempts, record.retry_backoff_seconds)
+
     def get(self, task_type: str) -> TaskTypeRecord:
         """The definition of a type (read fresh); NotFound when there is none."""
         self.forget(task_type)
@@ -144,10 +160,7 @@ class TaskTypeStore:
 
     def defaults_for(self, task_type: str) -> TypeDefaults | None:
         """(lease_seconds, max_attempts, retry_backoff_seconds) of a defined type; None when undefined."""
-        record = self.find(task_type)
-        if record is None:
-            return None
-        return TypeDefaults(record.lease_seconds, record.max_attempts, record.retry_backoff_seconds)
+        return self.defaults_of(self.find(task_type))
 
     def list(self, task_types: frozenset[str] | None = None) -> list[TaskTypeRecord]:
         """Every definition (only of `task_types` when given), by name."""

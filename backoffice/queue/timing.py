@@ -67,6 +67,23 @@ def timing_details(
     return details
 
 
+def timing_sql_postgresql(row: str, ended: str) -> str:
+    """`timing_details` as a PostgreSQL jsonb expression over the columns of `row` (a table or
+    CTE name; task_type, created_at, not_before, first_locked_at, lock_date), ended at the SQL
+    expression `ended`: the same keys and values, absent ones left out (jsonb_strip_nulls)."""
+
+    def seconds(start: str, end: str) -> str:
+        # Timestamps have microseconds: 6 decimals are exact, as round(…, 6) in Python.
+        return f"round(GREATEST(EXTRACT(EPOCH FROM ({end} - {start})), 0), 6)"
+
+    ready = f"GREATEST({row}.created_at, COALESCE({row}.not_before, {row}.created_at))"
+    return (
+        f"jsonb_strip_nulls(jsonb_build_object('task_type', {row}.task_type, "
+        f"'held_seconds', {seconds(f'{row}.lock_date', ended)}, "
+        f"'waited_seconds', {seconds(ready, f'{row}.first_locked_at')}))"
+    )
+
+
 @dataclass
 class Distribution:
     """Cumulative bucket counts, sum and count of observations (Prometheus histogram shape)."""

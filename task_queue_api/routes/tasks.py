@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel
 
@@ -149,27 +148,28 @@ async def complete_task(
     return _json(TaskPublic.of(task))
 
 
-def _fail(ctx: AppContext, principal: Principal, task_id: uuid.UUID, body: FailRequest) -> TaskRecord:
-    _visible_task(ctx, principal, task_id)
-    return ctx.tasks.fail(task_id, body.lock_token, body.error, body.retry, principal.name)
-
-
 @hot_router.post(
     "/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS, operation_id="fail_task"
 )
 async def fail_task(
     task_id: uuid.UUID, body: FailRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
 ) -> Response:
-    """Give a held task back with an error: pending again after an exponential backoff, or
-    `failed` (dead letter) when `retry` is false or its attempts are used up."""
+    """Give a held task back with an error: pending again after an exponential backoff (its base
+    the type's `retry_backoff_seconds` when defined), or `failed` (dead letter) when `retry` is
+    false or its attempts are used up. `error_kind` (execution, validation, timeout, system;
+    default execution) becomes the task's `last_error_kind`. A dead letter's result callback is
+    recorded with it."""
     no_nul_in_url(request)
-    task = await anyio.to_thread.run_sync(_fail, ctx, principal, task_id, body)
+    task = await _hot(ctx).fail(
+        task_id,
+        body.lock_token,
+        body.error,
+        body.retry,
+        body.error_kind,
+        principal.name,
+        principal.task_types,
+    )
     return _json(TaskPublic.of(task))
-
-
-def _extend(ctx: AppContext, principal: Principal, task_id: uuid.UUID, body: ExtendRequest) -> TaskRecord:
-    _visible_task(ctx, principal, task_id)
-    return ctx.tasks.extend(task_id, body.lock_token, body.lease_seconds, principal.name)
 
 
 @hot_router.post(
@@ -181,7 +181,9 @@ async def extend_lock(
     """Keep a held lock alive: `locked_until` becomes now + `lease_seconds`."""
     no_nul_in_url(request)
     _check_lease(ctx, body.lease_seconds)
-    task = await anyio.to_thread.run_sync(_extend, ctx, principal, task_id, body)
+    task = await _hot(ctx).extend(
+        task_id, body.lock_token, body.lease_seconds, principal.name, principal.task_types
+    )
     return _json(TaskPublic.of(task))
 
 

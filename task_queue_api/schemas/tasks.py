@@ -150,6 +150,8 @@ class FailRequest(RequestBody):
     lock_token: uuid.UUID
     error: Annotated[str, Field(min_length=1, max_length=10_000)]
     retry: bool = True
+    # What went wrong: stored as the task's last_error_kind and in the `failed` event.
+    error_kind: ErrorKind = "execution"
 
 
 class ExtendRequest(RequestBody):

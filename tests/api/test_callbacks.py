@@ -2,8 +2,9 @@
 create, the outbox written by record_callback in the caller's transaction, signed deliveries,
 retries with the same delivery id, redirects not followed, the claim, the undelivered count.
 
-Until the hot path records callbacks on complete / dead letter, the tests call record_callback
-themselves inside a transaction, as the hot path will."""
+Most tests record the delivery with record_callback in a transaction of their own, as the queue
+does with a completion or dead letter; test_hot_path_wiring.py drives the same end to end over
+HTTP (lock, complete / fail, delivered)."""
 
 from __future__ import annotations
 

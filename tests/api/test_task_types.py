@@ -3,16 +3,13 @@ schemas on create and PATCH, required definitions, the type's max_attempts, erro
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from backoffice.db import create_db_engine
-from backoffice.queue.models import Task
 from backoffice.settings import Settings
 from tests.helpers import ADMIN, app_client, assert_error
 
@@ -154,14 +151,12 @@ def test_required_definitions_refuse_undefined_types(strict_client: TestClient) 
 
 def test_error_kind_filter_and_field(client: TestClient, settings: Settings) -> None:
     ids = [client.post("/api/tasks", json={"task_type": TYPE}, headers=ADMIN).json()["id"] for _ in range(3)]
-    # The hot path fills last_error_kind; until it is wired, set the column as it will.
-    engine = create_db_engine(settings)
-    try:
-        with engine.begin() as conn:
-            for task_id, kind in ((ids[0], "timeout"), (ids[1], "validation")):
-                conn.execute(update(Task).where(Task.id == uuid.UUID(task_id)).values(last_error_kind=kind))
-    finally:
-        engine.dispose()
+    # last_error_kind as the fail call records it (over HTTP, the hot path)
+    held = client.post("/api/tasks/lock", json={"task_type": TYPE, "limit": 2}, headers=ADMIN).json()["items"]
+    assert [t["id"] for t in held] == ids[:2]
+    for task, kind in zip(held, ("timeout", "validation"), strict=True):
+        body = {"lock_token": task["lock_token"], "error": "x", "retry": False, "error_kind": kind}
+        assert client.post(f"/api/tasks/{task['id']}/fail", json=body, headers=ADMIN).status_code == 200
     listed = client.get("/api/tasks", params={"error_kind": "timeout"}, headers=ADMIN).json()["items"]
     assert [t["id"] for t in listed] == [ids[0]] and listed[0]["last_error_kind"] == "timeout"
     assert client.get(f"/api/tasks/{ids[2]}", headers=ADMIN).json()["last_error_kind"] is None

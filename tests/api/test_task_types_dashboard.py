@@ -54,7 +54,8 @@ def test_task_list_filters_by_error_kind_and_task_page_shows_kind_and_timing(
     ]
     first = client.get(f"/api/tasks/{ids[0]}", headers=ADMIN).json()
     created = datetime.fromisoformat(first["created_at"])
-    # What the hot path will store: the kind of the failure, and when the task was first locked.
+    # What the queue stores (fail / a run-out lock, and the first lock), set here directly so the
+    # waited time is a known one.
     with engine.begin() as conn:
         conn.execute(
             update(Task)

@@ -1,5 +1,6 @@
 """Execution timing: the pure held/waited functions, and the /metrics histograms by task type fed
-from `completed` / `failed` events (written here through the task store, as the hot path will)."""
+from `completed` / `failed` events (written here directly with chosen timings; the hot path's own
+events are checked in test_hot_path_wiring.py)."""
 
 from __future__ import annotations
 

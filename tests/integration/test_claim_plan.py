@@ -1,7 +1,8 @@
 """Plan regression (PostgreSQL): the claim statement walks the partial claim index, with a
 custom plan and with the generic plan a prepared statement switches to after a few runs.
 
-The statement is the one PostgresQueue sends (`load_sql("claim_postgresql")`). A control case
+The statement is the claim part of the lock (`load_sql("claim_postgresql")`, the `ready` CTE of
+lock_postgresql.sql, which the product sends: test_hot_path_plan.py). A control case
 proves the check can fail: with the statuses as bound parameters, the generic plan cannot use
 the partial index (the planner cannot prove the index predicate from an unknown value).
 """

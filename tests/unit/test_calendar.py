@@ -49,4 +49,5 @@ def test_flow_names_come_from_the_flows_decorators() -> None:
         "controlling-report",
         "print-picking-lists",
         "finish-transport",
+        "queue-retention",
     ]

@@ -1,3 +1,7 @@
+-- NOT SENT BY THE PRODUCT (since #13 both the sync store and the hot path lock with
+-- lock_postgresql.sql, whose `ready` CTE is this claim): kept as the claim on its own for the
+-- plan tests (tests/integration/test_claim_plan.py: ordered index scan, no sort; the control
+-- case with bound statuses).
 -- Claim up to :limit claimable tasks of one type in one statement, and log a `locked` event
 -- for each. Status values are SQL literals, never bound parameters: the generic plan psycopg
 -- switches to after a few executions can only use the partial claim index when the planner

@@ -1,7 +1,8 @@
 -- Complete one held task in ONE autocommit statement (psycopg placeholders): the fencing check
--- (the token is the task's current one), the consumer's task types and the `completed` event.
+-- (the token is the task's current one), the consumer's task types, the `completed` event with
+-- its timing and the task's result callback (the outbox row), all or nothing.
 -- No row back means "not done": the caller then asks why (a read, off the hot path).
--- {columns} is the returned column list, built once from TaskRecord's fields (async_store.py).
+-- {columns}, {timing:…} and {callback:…} are filled in by claim.statement().
 WITH done AS (
     UPDATE tasks AS t
     SET status = 'completed',
@@ -16,13 +17,16 @@ WITH done AS (
     WHERE t.id = %(id)s
       AND t.lock_token = %(token)s
       -- a dead letter keeps a token only when its lock ran out on the last attempt (see
-      -- complete_many_postgresql.sql): that holder may still complete it
+      -- complete_batch_postgresql.sql): that holder may still complete it
       AND t.status IN ('locked', 'expired', 'failed')
       AND (CAST(%(task_types)s AS text[]) IS NULL OR t.task_type = ANY(CAST(%(task_types)s AS text[])))
     RETURNING {columns}
 ),
 logged AS (
     INSERT INTO task_events (task_id, event, actor, at, details)
-    SELECT id, 'completed', %(actor)s, %(now)s, NULL FROM done
+    SELECT id, 'completed', %(actor)s, %(now)s, {timing:done:now} FROM done
+),
+callbacks AS (
+    {callback:done:task.completed}
 )
 SELECT * FROM done

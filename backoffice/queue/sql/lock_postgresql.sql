@@ -1,7 +1,9 @@
 -- The asyncio hot path's lock call in ONE autocommit statement (psycopg placeholders): sweep the
 -- type's run-out locks, claim up to %(limit)s tasks, log every event. Same outcome as the sync
 -- store's sweep transaction followed by its claim (claim_postgresql.sql), in one round trip.
--- {columns} is the returned column list, built once from TaskRecord's fields (async_store.py).
+-- A run-out lock records last_error_kind 'timeout'; a dead letter's `failed` event carries
+-- error_kind timeout, dead, and its timing (held until the lock ran out), and records the
+-- task's result callback. {columns}, {timing:…}, {callback:…}: filled in by claim.statement().
 -- Status values are SQL literals (see claim_postgresql.sql: generic plans need them).
 WITH run_out AS (
     -- served by ix_tasks_lock_expiry; a row another transaction holds is left to it
@@ -46,6 +48,7 @@ claimed AS (
         locked_by = %(actor)s,
         attempts = t.attempts + 1,
         first_locked_at = COALESCE(t.first_locked_at, %(now)s),
+        last_error_kind = CASE WHEN next.swept THEN 'timeout' ELSE t.last_error_kind END,
         version = t.version + CASE WHEN next.swept THEN 2 ELSE 1 END,
         updated_at = %(now)s,
         updated_by = %(actor)s
@@ -60,12 +63,20 @@ swept AS (
         last_error = CASE WHEN t.attempts >= t.max_attempts
             THEN 'The lock ran out ' || t.attempts || ' times (max_attempts ' || t.max_attempts || ').'
             ELSE t.last_error END,
+        last_error_kind = 'timeout',
         version = t.version + 1,
         updated_at = %(now)s
     FROM run_out
     WHERE t.id = run_out.id
       AND t.id NOT IN (SELECT id FROM next)
-    RETURNING t.id, t.status, t.last_error
+    RETURNING t.id, t.status, t.last_error, t.attempts, t.task_type, t.created_at, t.not_before,
+              t.first_locked_at, t.lock_date, t.locked_until, t.callback_url
+),
+dead AS (
+    SELECT * FROM swept WHERE status = 'failed'
+),
+callbacks AS (
+    {callback:dead:task.failed}
 ),
 logged AS (
     -- one INSERT, ordered, so a re-locked task's lock_expired comes before its locked event
@@ -76,8 +87,10 @@ logged AS (
                jsonb_build_object('locked_by', locked_by, 'attempt', attempts) AS details, 1 AS step
         FROM run_out
         UNION ALL
-        SELECT id, 'failed', 'system', jsonb_build_object('error', last_error), 2
-        FROM swept WHERE status = 'failed'
+        SELECT id, 'failed', 'system',
+               jsonb_build_object('error', last_error, 'error_kind', 'timeout', 'dead', true,
+                                  'attempt', attempts) || {timing:dead:locked_until}, 2
+        FROM dead
         UNION ALL
         SELECT id, 'locked', %(actor)s,
                jsonb_build_object('attempt', attempts, 'locked_until', CAST(%(locked_until_text)s AS text)), 3
