@@ -227,6 +227,22 @@ class FakeShoptet:
         self, token: str, method: str, path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         self._in_flight[token] = self._in_flight.get(token, 0) + 1
+        released, outer_send = False, send
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._in_flight[token] -= 1
+
+        async def counted_send(message: Message) -> None:
+            # The request leaves the count before its last byte goes out: a client that read the
+            # whole answer and sends its next request at once is never counted twice.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+            await outer_send(message)
+
+        send = counted_send
         try:
             in_flight = self._in_flight[token]
             self.state.max_concurrency_seen = max(self.state.max_concurrency_seen, in_flight)
@@ -251,7 +267,7 @@ class FakeShoptet:
                 await asyncio.sleep(self.latency)
             await self._router(scope, receive, self._delayed(send, fault.delay if fault else 0.0))
         finally:
-            self._in_flight[token] -= 1
+            release()
 
     @staticmethod
     def _with_header(send: Send, name: str, value: str) -> Send:
