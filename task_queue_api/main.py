@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backoffice.db import create_db_engine
@@ -15,6 +16,7 @@ from task_queue_api.context import AppContext
 from task_queue_api.dashboard import install_dashboard
 from task_queue_api.edge import install_edge
 from task_queue_api.errors import install_error_handlers
+from task_queue_api.hot_lane import install_hot_lane
 from task_queue_api.metrics import install_metrics
 from task_queue_api.routes import health, jobs, keys, task_types, tasks, transport_boxes
 
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.hot_router)
     for module in (health, keys, tasks, task_types, jobs, transport_boxes):
         app.include_router(module.router)
+    # Innermost: the edge checks size and key first.
+    install_hot_lane(app, [r for r in tasks.hot_router.routes if isinstance(r, APIRoute)])
     # Before the metrics: the request timer wraps the edge, so its refusals are timed too.
     install_edge(app, settings.max_request_bytes)
     install_metrics(app)

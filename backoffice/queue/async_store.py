@@ -125,7 +125,15 @@ class PostgresHotPath:
         self.pool = AsyncConnectionPool(
             conninfo,
             connection_class=AsyncConnection[DictRow],
-            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": int(timeout)},
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": int(timeout),
+                # psycopg prepares a statement on its 5th run; the server would still plan each
+                # run anew while it compares custom plans with the generic one (0.4 ms for the
+                # lock statement). The generic plans are checked in test_hot_path_plan.py.
+                "options": "-c plan_cache_mode=force_generic_plan",
+            },
             min_size=1,
             max_size=pool_size,
             timeout=timeout,

@@ -1,7 +1,7 @@
 """A lock call that waits (`wait_seconds`) as a coroutine, for a client that may hang up.
 
-Before each claim the client is asked whether it is still there: a poll whose client went away
-claims nothing. A claim made just as the client went (it hung up while the statement ran) is
+Before each claim after a wait the client is asked whether it is still there: a poll whose
+client went away claims nothing. A claim made just as the client went (it hung up while the statement ran) is
 given back at once (`HotPath.release`: pending again, the attempt not counted), instead of
 sitting `locked` until its lease runs out.
 
@@ -33,10 +33,13 @@ async def lock_or_wait(
 ) -> list[TaskRecord]:
     """Lock up to `limit` tasks; wait up to `wait_seconds` for one when none is ready."""
     deadline = time.monotonic() + wait_seconds
+    waited = False
     while True:
         # Read before claiming: a task that arrives between the claim and the wait wakes us.
         seen = listener.generation(task_type)
-        if await client_gone():
+        # The first claim follows the request's arrival at once (a client gone by then is caught
+        # after the claim, below); after a wait, the client is asked first.
+        if waited and await client_gone():
             listener.wake(task_type)  # whatever woke us is somebody else's now
             return []
         claimed = await hot.claim(task_type, actor, limit, lease_seconds)
@@ -50,3 +53,4 @@ async def lock_or_wait(
         if remaining <= 0:
             return []
         await listener.wait(task_type, seen, remaining)
+        waited = True

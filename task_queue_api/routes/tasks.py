@@ -15,7 +15,7 @@ from backoffice.queue.long_poll import lock_or_wait
 from backoffice.queue.queries import TaskFilter
 from backoffice.queue.records import TaskRecord, TypeStats
 from task_queue_api.context import AppContext
-from task_queue_api.deps import ContextDep, OperatorDep, PrincipalDep
+from task_queue_api.deps import KEY_SECURITY, CallerDep, ContextDep, OperatorDep, PrincipalDep
 from task_queue_api.schemas.base import UTCInstant, no_nul_in_url
 from task_queue_api.schemas.errors import error_responses
 from task_queue_api.schemas.tasks import (
@@ -84,10 +84,14 @@ def _hot(ctx: AppContext) -> HotPath:
     return ctx.hot
 
 
-@hot_router.post("/tasks/lock", response_model=LockResponse, responses=ERRORS, operation_id="lock_tasks")
-async def lock_tasks(
-    body: LockRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
-) -> Response:
+@hot_router.post(
+    "/tasks/lock",
+    response_model=LockResponse,
+    responses=ERRORS,
+    operation_id="lock_tasks",
+    openapi_extra=KEY_SECURITY,
+)
+async def lock_tasks(body: LockRequest, request: Request, caller: CallerDep) -> Response:
     """Get and lock the next tasks of a type (priority, then not_before/creation, then id).
 
     Each returned task carries a `lock_token`: pass it to complete, fail or extend. No task is
@@ -97,6 +101,7 @@ async def lock_tasks(
     hangs up while waiting gets nothing locked for it.
     """
     no_nul_in_url(request)
+    ctx, principal = caller.ctx, caller.principal
     principal.require_task_type(body.task_type)
     _check_lease(ctx, body.lease_seconds)
     assert ctx.listener is not None, "the app's lifespan starts the listener"
@@ -114,13 +119,16 @@ async def lock_tasks(
 
 
 @hot_router.post(
-    "/tasks/complete", response_model=CompleteBatchResponse, responses=ERRORS, operation_id="complete_batch"
+    "/tasks/complete",
+    response_model=CompleteBatchResponse,
+    responses=ERRORS,
+    operation_id="complete_batch",
+    openapi_extra=KEY_SECURITY,
 )
-async def complete_batch(
-    body: CompleteBatch, request: Request, ctx: ContextDep, principal: PrincipalDep
-) -> Response:
+async def complete_batch(body: CompleteBatch, request: Request, caller: CallerDep) -> Response:
     """Complete several held tasks at once; each item is judged on its own (`ok` or `error`)."""
     no_nul_in_url(request)
+    ctx, principal = caller.ctx, caller.principal
     items = [(i.id, i.lock_token, i.result) for i in body.items]
     outcomes = await _hot(ctx).complete_many(items, principal.name, principal.task_types)
     results = [CompleteOutcome.model_validate(o, from_attributes=True) for o in outcomes]
@@ -128,10 +136,14 @@ async def complete_batch(
 
 
 @hot_router.post(
-    "/tasks/{task_id}/complete", response_model=TaskPublic, responses=ERRORS, operation_id="complete_task"
+    "/tasks/{task_id}/complete",
+    response_model=TaskPublic,
+    responses=ERRORS,
+    operation_id="complete_task",
+    openapi_extra=KEY_SECURITY,
 )
 async def complete_task(
-    task_id: uuid.UUID, body: CompleteRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
+    task_id: uuid.UUID, body: CompleteRequest, request: Request, caller: CallerDep
 ) -> Response:
     """Complete a held task with its result.
 
@@ -142,6 +154,7 @@ async def complete_task(
     retries or deletes it.
     """
     no_nul_in_url(request)
+    ctx, principal = caller.ctx, caller.principal
     # The consumer's task types are checked in the completing statement itself.
     hot = _hot(ctx)
     task = await hot.complete(task_id, body.lock_token, body.result, principal.name, principal.task_types)
@@ -149,17 +162,20 @@ async def complete_task(
 
 
 @hot_router.post(
-    "/tasks/{task_id}/fail", response_model=TaskPublic, responses=ERRORS, operation_id="fail_task"
+    "/tasks/{task_id}/fail",
+    response_model=TaskPublic,
+    responses=ERRORS,
+    operation_id="fail_task",
+    openapi_extra=KEY_SECURITY,
 )
-async def fail_task(
-    task_id: uuid.UUID, body: FailRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
-) -> Response:
+async def fail_task(task_id: uuid.UUID, body: FailRequest, request: Request, caller: CallerDep) -> Response:
     """Give a held task back with an error: pending again after an exponential backoff (its base
     the type's `retry_backoff_seconds` when defined), or `failed` (dead letter) when `retry` is
     false or its attempts are used up. `error_kind` (execution, validation, timeout, system;
     default execution) becomes the task's `last_error_kind`. A dead letter's result callback is
     recorded with it."""
     no_nul_in_url(request)
+    ctx, principal = caller.ctx, caller.principal
     task = await _hot(ctx).fail(
         task_id,
         body.lock_token,
@@ -173,13 +189,18 @@ async def fail_task(
 
 
 @hot_router.post(
-    "/tasks/{task_id}/extend", response_model=TaskPublic, responses=ERRORS, operation_id="extend_lock"
+    "/tasks/{task_id}/extend",
+    response_model=TaskPublic,
+    responses=ERRORS,
+    operation_id="extend_lock",
+    openapi_extra=KEY_SECURITY,
 )
 async def extend_lock(
-    task_id: uuid.UUID, body: ExtendRequest, request: Request, ctx: ContextDep, principal: PrincipalDep
+    task_id: uuid.UUID, body: ExtendRequest, request: Request, caller: CallerDep
 ) -> Response:
     """Keep a held lock alive: `locked_until` becomes now + `lease_seconds`."""
     no_nul_in_url(request)
+    ctx, principal = caller.ctx, caller.principal
     _check_lease(ctx, body.lease_seconds)
     task = await _hot(ctx).extend(
         task_id, body.lock_token, body.lease_seconds, principal.name, principal.task_types

@@ -195,21 +195,22 @@ def test_a_poller_whose_client_went_away_claims_nothing(settings: Settings) -> N
 
 
 def test_a_task_claimed_as_its_client_vanished_goes_back_at_once(settings: Settings) -> None:
-    """The client is there before the claim and gone after it (it hung up while the claim ran):
-    the claimed task is released at once, pending with the attempt given back, and logged."""
+    """The client hung up as its lock call arrived (gone when asked after the claim): the claimed
+    task is released at once, pending with the attempt given back, and logged."""
     engine = create_db_engine(settings)
     store = TaskStore(engine, settings)
     task, _ = store.create("ops", TYPE, {"n": 1})
+    asked: list[bool] = []
 
     async def scenario() -> list[Any]:
         hot = hot_path_for(store)
         await hot.open()
         listener = TaskListener(hot.claimable, poll_seconds=0.2)
         await listener.start()
-        answers = iter([False, True])  # there before the claim, gone after it
-
         async def client_gone() -> bool:
-            return next(answers)
+            # A call that has not waited claims at once: the first question comes after the claim.
+            asked.append(True)
+            return True
 
         try:
             return await lock_or_wait(hot, listener, client_gone, TYPE, "worker-1", 1, None, 5.0)
@@ -219,6 +220,7 @@ def test_a_task_claimed_as_its_client_vanished_goes_back_at_once(settings: Setti
 
     try:
         assert asyncio.run(scenario()) == []
+        assert len(asked) == 1
         back = store.get(task.id)
         assert back.status == "pending" and back.attempts == 0 and back.lock_token is None
         assert [e.event for e in store.events(task.id)] == ["created", "locked", "lock_released"]
