@@ -183,7 +183,8 @@ def sidecar(url: str, workers: int) -> Iterator[tuple[str, str, str, int]]:
     the admin key, the server's pid)."""
     port, admin = _free_port(), secrets.token_urlsafe(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOFFICE_")}
-    env.update(BACKOFFICE_DATABASE_URL=url, BACKOFFICE_ADMIN_KEY=admin)
+    # As a high-rate production sidecar would run (README): no access log line per request.
+    env.update(BACKOFFICE_DATABASE_URL=url, BACKOFFICE_ADMIN_KEY=admin, BACKOFFICE_ACCESS_LOG="off")
     cli = Path(sys.executable).parent / "backoffice"
     command = [str(cli), "api", "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(
@@ -214,25 +215,18 @@ def http_latency_worker(
     base_url: str, key: str, samples: int, seconds: float, ready: Any, go: Any, results: Any
 ) -> None:
     """Time `samples` lock(1) + complete pairs over HTTP, one client: the stack's latency."""
-    with httpx.Client(base_url=base_url, headers={"x-functions-key": key}, timeout=60) as client:
-        for _ in range(20):  # warm the key cache, the pool and the prepared statements
-            _lock_complete(client)
-        ready.put(True)
-        go.wait()
-        timings = []
-        for _ in range(samples):
-            start = time.perf_counter()
-            _lock_complete(client)
-            timings.append(time.perf_counter() - start)
+    client = RawHttp(base_url, key)
+    for _ in range(20):  # warm the key cache, the pool and the prepared statements
+        _drain(client, 1)
+    ready.put(True)
+    go.wait()
+    timings = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        _drain(client, 1)
+        timings.append(time.perf_counter() - start)
+    client.close()
     results.put((samples, timings))
-
-
-def _lock_complete(client: httpx.Client) -> None:
-    locked = client.post("/api/tasks/lock", json={"task_type": TASK_TYPE})
-    locked.raise_for_status()
-    for t in locked.json()["items"]:
-        body = {"lock_token": t["lock_token"], "result": {"ok": True}}
-        client.post(f"/api/tasks/{t['id']}/complete", json=body).raise_for_status()
 
 
 def psql_pair_script(samples: int) -> str:

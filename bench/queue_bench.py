@@ -142,7 +142,14 @@ def throughput(url: str, args: argparse.Namespace, base: float | None) -> dict[s
         with peak:
             for name, limit in (("http_single", 1), ("http_batch50", 50)):
                 for n in CONCURRENCY:
-                    measure(name, http_worker, (base_url, key, limit), n, http_workers=args.http_workers)
+                    measure(
+                        name,
+                        http_worker,
+                        (base_url, key, limit),
+                        n,
+                        http_workers=args.http_workers,
+                        access_log=False,
+                    )
         emit(
             figure="sidecar_rss", largest_process_mb=round(peak.peak, 1), target_mb=150, met=peak.peak <= 150
         )

@@ -158,3 +158,15 @@ def test_keys_sent_as_code_never_reach_the_sidecar_log(settings: Settings, tmp_p
     assert '"POST /api/keys?code=*** HTTP/1.1" 201' in text
     assert '"GET /api/tasks?code=*** HTTP/1.1" 200' in text
     assert '"GET /api/tasks?limit=5&code=*** HTTP/1.1" 401' in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_access_log_off_leaves_out_the_request_lines(settings: Settings, tmp_path: Path) -> None:
+    log = tmp_path / "sidecar.log"
+    with Sidecar(settings.model_copy(update={"access_log": False}), log_path=log) as sidecar:
+        listed = httpx.get(f"{sidecar.url}/api/tasks", headers={"x-functions-key": ADMIN_KEY}, timeout=30)
+        assert listed.status_code == 200, listed.text
+    text = log.read_text()
+    assert "Application startup complete" in text  # the log itself is there
+    assert "/api/tasks" not in text and "/readyz" not in text
