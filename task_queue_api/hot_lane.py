@@ -57,8 +57,8 @@ class HotLane:
             return
         found = self._match(scope["path"])
         checked = scope.get("state", {}).get(KEY_CHECK)
-        ctx: AppContext = self.fastapi.state.ctx
-        if found is None or not isinstance(checked, Principal) or not ctx.migrated:
+        ctx: AppContext | None = getattr(self.fastapi.state, "ctx", None)
+        if found is None or not isinstance(checked, Principal) or ctx is None or not ctx.migrated:
             await self.app(scope, receive, send)
             return
         hot, path_params = found
