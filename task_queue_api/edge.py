@@ -59,7 +59,7 @@ class EdgeGuard:
                 has_body = (declared.isdigit() and int(declared) > 0) or "transfer-encoding" in headers
                 await self.app(scope, _empty_body(), _closing(send) if has_body else send)
                 return
-        if declared.isdigit():
+        if declared.isdigit() and "transfer-encoding" not in headers:
             # Within the limit (checked above), and HTTP/1.1 framing (uvicorn's parsers) gives the
             # app no more body than the Content-Length says: nothing to count.
             await self.app(scope, receive, send)

@@ -1,9 +1,10 @@
 """A lock call that waits (`wait_seconds`) as a coroutine, for a client that may hang up.
 
 Before each claim after a wait the client is asked whether it is still there: a poll whose
-client went away claims nothing. A claim made just as the client went (it hung up while the statement ran) is
-given back at once (`HotPath.release`: pending again, the attempt not counted), instead of
-sitting `locked` until its lease runs out.
+client went away claims nothing. A claim made just as the client went (it hung up while the
+statement ran, or just before a first claim, which does not ask first) is given back at once
+(`HotPath.release`: pending again, the attempt not counted), instead of sitting `locked` until
+its lease runs out.
 
 A notification wakes one waiter (listener.py); a waiter that got tasks, or that leaves without
 claiming, passes the wake-up on, so the next waiter looks for the next task.

@@ -207,6 +207,7 @@ def test_a_task_claimed_as_its_client_vanished_goes_back_at_once(settings: Setti
         await hot.open()
         listener = TaskListener(hot.claimable, poll_seconds=0.2)
         await listener.start()
+
         async def client_gone() -> bool:
             # A call that has not waited claims at once: the first question comes after the claim.
             asked.append(True)
