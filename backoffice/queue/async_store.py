@@ -40,6 +40,8 @@ from backoffice.queue.task_types import TypeDefaults
 UNAVAILABLE = "The database cannot be reached right now; retry after a few seconds."
 # A task claimed for a client that went away before its answer: back to pending at once.
 RELEASED_EVENT = "lock_released"
+# An extend without a lease takes the type's: the one read before its statement.
+TASK_TYPE_OF = "SELECT task_type FROM tasks WHERE id = %(id)s"
 
 
 class HotPath(Protocol):
@@ -231,9 +233,14 @@ class PostgresHotPath:
         actor: str,
         task_types: frozenset[str] | None,
     ) -> TaskRecord:
-        """Extend in one statement (sql/extend_postgresql.sql); a refusal is explained as for complete."""
+        """Extend in one statement (sql/extend_postgresql.sql); a refusal is explained as for complete.
+        Without `lease_seconds`, the lease a lock call gets: the task's type is read first."""
+        if not lease_seconds:
+            rows = await self._rows(TASK_TYPE_OF, {"id": task_id})
+            defaults = await _type_defaults(self.store, rows[0]["task_type"]) if rows else None
+            lease_seconds = self.store.lease_from(defaults)
         now = utcnow()
-        until = now + timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
+        until = now + timedelta(seconds=lease_seconds)
         params = {
             "id": task_id,
             "token": token,

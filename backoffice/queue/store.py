@@ -483,9 +483,13 @@ class TaskStore(TaskQueryStore):
     def extend(
         self, task_id: uuid.UUID, token: uuid.UUID, lease_seconds: int | None, actor: str
     ) -> TaskRecord:
-        """Push a held lock's end out by `lease_seconds` from now (a keep-alive)."""
+        """Push a held lock's end out by `lease_seconds` from now (a keep-alive); without it, by
+        the lease a lock call gets (the type's lease_seconds, else the setting)."""
+        if not lease_seconds:
+            found = self.find(task_id)  # None: refused below (not_found)
+            lease_seconds = self.lease_from(self.types.defaults_for(found.task_type) if found else None)
         now = utcnow()
-        until = now + timedelta(seconds=lease_seconds or self.settings.lock_timeout_seconds)
+        until = now + timedelta(seconds=lease_seconds)
         with self.engine.begin() as conn:
             self._held(conn, task_id, token, now)
             conn.execute(

@@ -158,7 +158,10 @@ class ExtendRequest(RequestBody):
     """Keep a held lock alive."""
 
     lock_token: uuid.UUID
-    lease_seconds: Annotated[int, Field(ge=1)] | None = None
+    lease_seconds: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="New lease from now; default the type's lease_seconds, else LOCK_TIMEOUT.",
+    )
 
 
 class TaskList(BaseModel):

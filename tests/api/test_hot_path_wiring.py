@@ -83,6 +83,26 @@ def test_a_lock_without_lease_takes_the_types_lease(
     assert seconds_between(asked["locked_until"], asked["lock_date"]) == 77
 
 
+def test_an_extend_without_lease_takes_the_types_lease(
+    client: TestClient, worker: dict[str, str], settings: Settings
+) -> None:
+    def extend(task: dict[str, Any], **body: Any) -> float:
+        body = {"lock_token": task["lock_token"], **body}
+        response = client.post(f"/api/tasks/{task['id']}/extend", json=body, headers=worker)
+        assert response.status_code == 200, response.text
+        extended = response.json()
+        return seconds_between(extended["locked_until"], extended["updated_at"])
+
+    new_task(client)
+    undefined = lock(client, worker)
+    assert extend(undefined) == settings.lock_timeout_seconds
+    define(client, lease_seconds=1234)
+    new_task(client)
+    typed = lock(client, worker, lease_seconds=60)
+    assert extend(typed) == 1234
+    assert extend(typed, lease_seconds=77) == 77  # the caller's lease wins
+
+
 def test_fail_backs_off_from_the_types_base_and_records_the_kind(
     client: TestClient, worker: dict[str, str], settings: Settings
 ) -> None:
