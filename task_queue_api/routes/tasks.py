@@ -198,7 +198,8 @@ async def fail_task(task_id: uuid.UUID, body: FailRequest, request: Request, cal
 async def extend_lock(
     task_id: uuid.UUID, body: ExtendRequest, request: Request, caller: CallerDep
 ) -> Response:
-    """Keep a held lock alive: `locked_until` becomes now + `lease_seconds`."""
+    """Keep a held lock alive: `locked_until` becomes now + `lease_seconds` (default: the lease a
+    lock call gets, the type's `lease_seconds` or BACKOFFICE_LOCK_TIMEOUT_SECONDS)."""
     no_nul_in_url(request)
     ctx, principal = caller.ctx, caller.principal
     _check_lease(ctx, body.lease_seconds)
