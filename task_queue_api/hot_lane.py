@@ -1,7 +1,7 @@
 """The queue's hot routes dispatched without FastAPI's per-request machinery.
 
 FastAPI spends about a third of a lock or complete call's CPU (measured with py-spy: routing,
-dependency solving, JSON decoding then validation, five middleware layers) on work these five
+dependency solving, JSON decoding then validation, its exception and exit-stack layers) on work these five
 routes (`routes/tasks.py`, `hot_router`) do not need once the request is known to be well formed.
 `HotLane`, an ASGI middleware just inside the edge, takes a request to one of them the short way:
 the caller the edge authenticated, the body validated straight from its JSON bytes, the route's
