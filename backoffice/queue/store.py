@@ -485,13 +485,13 @@ class TaskStore(TaskQueryStore):
     ) -> TaskRecord:
         """Push a held lock's end out by `lease_seconds` from now (a keep-alive); without it, by
         the lease a lock call gets (the type's lease_seconds, else the setting)."""
-        if not lease_seconds:
-            found = self.find(task_id)  # None: refused below (not_found)
-            lease_seconds = self.lease_from(self.types.defaults_for(found.task_type) if found else None)
         now = utcnow()
-        until = now + timedelta(seconds=lease_seconds)
         with self.engine.begin() as conn:
-            self._held(conn, task_id, token, now)
+            held = self._held(conn, task_id, token, now)
+            defaults = (
+                None if lease_seconds else self.types.defaults_of(self.types.find(held.task_type, conn))
+            )
+            until = now + timedelta(seconds=lease_seconds or self.lease_from(defaults))
             conn.execute(
                 update(Task)
                 .where(Task.id == task_id)
