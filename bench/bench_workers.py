@@ -244,9 +244,9 @@ def psql_pair_script(samples: int) -> str:
         "now": "now()",
         "locked_until": "(now() + interval '600 seconds')",
         "locked_until_text": "CAST(now() + interval '600 seconds' AS text)",
-        "id": "CAST(:'id' AS uuid)",
-        "token": "CAST(:'lock_token' AS uuid)",
-        "result": """'{"ok": true}'""",
+        "ids": "ARRAY[CAST(:'id' AS uuid)]",
+        "tokens": "ARRAY[CAST(:'lock_token' AS uuid)]",
+        "results": """ARRAY[CAST('{"ok": true}' AS jsonb)]""",
         "task_types": "NULL",
     }
     complete = _statement("complete_postgresql").replace("SELECT * FROM done", "SELECT id FROM done")

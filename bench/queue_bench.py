@@ -91,6 +91,15 @@ def pgbench(server: str, bench_dir: Path, seconds: float | None = None) -> float
     return float(match.group(1))
 
 
+def commits(url: str) -> int:
+    """Transactions committed in the database so far (an autocommit statement is one)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
 def run_workers(target: Any, workers: int, args: tuple[Any, ...], seconds: float) -> tuple[int, list[Any]]:
     """Start `workers` processes, release them together, and sum what they did in `seconds`."""
     ctx = mp.get_context("spawn")
@@ -124,8 +133,10 @@ def throughput(url: str, args: argparse.Namespace, base: float | None) -> dict[s
     def measure(name: str, worker: Any, worker_args: tuple[Any, ...], n: int, **extra: Any) -> None:
         seed(url, pending=pending, finished=0)
         probe = pgbench(args.server, args.pgbench_dir, args.seconds) if base else None
+        before = commits(url)
         done, _ = run_workers(worker, n, worker_args, args.seconds)
         rate = done / args.seconds
+        extra["commits_per_task"] = round((commits(url) - before) / max(done, 1), 2)
         ratios = {}
         if base and probe:
             ratios = {"vs_pgbench": round(rate / base, 3), "pgbench_adjacent": round(probe, 1)}

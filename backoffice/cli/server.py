@@ -49,6 +49,8 @@ def api(
         **where,
         workers=workers,
         log_level="info",
+        # A response's head and body in one write (one packet, one wake-up for the client).
+        http="task_queue_api.one_write:OneWriteHttpProtocol",
         # X-Forwarded-* is trusted only from BACKOFFICE_TRUSTED_PROXIES (the app's own middleware),
         # not from uvicorn's default of 127.0.0.1.
         proxy_headers=False,

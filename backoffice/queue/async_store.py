@@ -5,8 +5,12 @@ PostgreSQL (`PostgresHotPath`): an async psycopg pool, ONE autocommit statement 
 claim with the type's lock sweep and its events, `sql/lock_postgresql.sql`; a completion with its
 fencing, task-type check, event, timing and result callback, `sql/complete_postgresql.sql`; fail
 and extend likewise, `sql/fail_postgresql.sql`, `sql/extend_postgresql.sql`), no BEGIN/COMMIT and
-no pre-ping: a dead connection fails its one request (503) and the pool checks the rest at once.
-The sync store runs the same lock and completion statements on PostgreSQL (claim.PostgresQueue).
+no pre-ping: a dead connection fails its requests (503) and the pool checks the rest at once.
+Lock calls and single completions that arrive while one of their statements is in flight share
+the next one (combine.py): one lock statement for the sum of their limits, one completion
+statement for all their items; each call still gets its own answer.
+The sync store runs the same lock and batch completion statements on PostgreSQL
+(claim.PostgresQueue).
 SQLite (`SqliteHotPath`): the single-writer sync `TaskStore`, run in a worker thread per call.
 
 Both give the same answers as the sync `TaskStore` (the same records, errors and events); only
@@ -32,6 +36,7 @@ from sqlalchemy import case, insert, select, text, update
 
 from backoffice.errors import DatabaseUnavailable
 from backoffice.queue.claim import CLAIMABLE, claim_params, complete_params, in_utc, statement
+from backoffice.queue.combine import Combiner
 from backoffice.queue.models import Task, TaskEvent
 from backoffice.queue.records import CompletionOutcome, TaskRecord
 from backoffice.queue.store import TaskStore, split_batch, utcnow
@@ -102,6 +107,11 @@ class HotPath(Protocol):
         ...
 
 
+# A single-task completion the combiner holds: id, token, result as JSON text.
+_Completion = tuple[uuid.UUID, uuid.UUID, str]
+# At most this many tasks per combined lock statement, items per combined completion.
+MAX_COMBINED = 100
+
 # The name bench/ and the plan tests use for the hot path's statements.
 _statement = statement
 
@@ -142,6 +152,8 @@ class PostgresHotPath:
             open=False,
             name="hot-path",
         )
+        self._claims = Combiner(self._claim_combined, MAX_COMBINED, weight=int, orphan=self._give_back)
+        self._completions = Combiner(self._complete_combined, MAX_COMBINED, clash=_same_task)
 
     async def open(self) -> None:
         """Open the pool; connections are made in the background (a database that is down now
@@ -176,26 +188,62 @@ class PostgresHotPath:
         """Sweep and claim in one statement (sql/lock_postgresql.sql)."""
         if not lease_seconds:
             lease_seconds = self.store.lease_from(await _type_defaults(self.store, task_type))
+        return await self._claims((task_type, actor, lease_seconds), limit)
+
+    async def _claim_combined(
+        self, key: tuple[str, str, int], limits: Sequence[int]
+    ) -> list[list[TaskRecord]]:
+        """One lock statement for calls waiting together: each takes its limit's share, in
+        claim order and in the order the calls came."""
+        task_type, actor, lease_seconds = key
         now = utcnow()
-        params = claim_params(task_type, limit, actor, now, now + timedelta(seconds=lease_seconds))
+        params = claim_params(task_type, sum(limits), actor, now, now + timedelta(seconds=lease_seconds))
         rows = await self._rows(statement("lock_postgresql"), params)
-        return sorted((TaskRecord.from_row(in_utc(r), now) for r in rows), key=_claim_order)
+        claimed = sorted((TaskRecord.from_row(in_utc(r), now) for r in rows), key=_claim_order)
+        shares, start = [], 0
+        for limit in limits:
+            shares.append(claimed[start : start + limit])
+            start += limit
+        return shares
+
+    async def _give_back(self, key: tuple[str, str, int], limit: int, tasks: list[TaskRecord]) -> None:
+        # claimed for a call cancelled while its statement ran
+        if tasks:
+            await self.release(tasks, key[1])
 
     async def complete(
         self, task_id: uuid.UUID, token: uuid.UUID, result: Any, actor: str, task_types: frozenset[str] | None
     ) -> TaskRecord:
-        """Complete in one statement; when nothing was completed, say why as the sync store does."""
+        """Complete in one statement, shared with the caller's other completions in flight
+        (combine.py); when nothing was completed, say why as the sync store does."""
         self.store._check_size("result", result, self.settings.max_result_bytes)
+        return await self._completions((actor, task_types), (task_id, token, json.dumps(result)))
+
+    async def _complete_combined(
+        self, key: tuple[str, frozenset[str] | None], items: Sequence[_Completion]
+    ) -> list[TaskRecord | Exception]:
+        actor, task_types = key
         now = utcnow()
         params = {
-            "id": task_id,
-            "token": token,
-            "result": json.dumps(result),
+            "ids": [i[0] for i in items],
+            "tokens": [i[1] for i in items],
+            "results": [i[2] for i in items],
             "actor": actor,
             "now": now,
             "task_types": sorted(task_types) if task_types is not None else None,
         }
-        return await self._one("complete_postgresql", params, task_types)
+        rows = await self._rows(statement("complete_postgresql"), params)
+        done = {r["id"]: TaskRecord.from_row(in_utc(r), now) for r in rows}
+        answers: list[TaskRecord | Exception] = []
+        for task_id, token, _ in items:
+            if task_id in done:
+                answers.append(done[task_id])
+                continue
+            try:
+                await anyio.to_thread.run_sync(self._refusal, task_id, token, task_types, actor, now)
+            except Exception as refused:  # its reason, or what kept us from reading it: its own
+                answers.append(refused)
+        return answers
 
     async def fail(
         self,
@@ -311,6 +359,10 @@ class PostgresHotPath:
         """One indexed read: a claimable task or a run-out lock of the type."""
         rows = await self._rows(statement("claimable_postgresql"), {"task_type": task_type, "now": utcnow()})
         return bool(rows)
+
+
+def _same_task(batch: Sequence[_Completion], item: _Completion) -> bool:
+    return any(other[0] == item[0] for other in batch)
 
 
 def _explain(
