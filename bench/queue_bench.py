@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,10 @@ def pgbench(server: str, bench_dir: Path, seconds: float | None = None) -> float
     return float(match.group(1))
 
 
+# An idle backend reports its transaction counts within 10 s (PostgreSQL 15+: PGSTAT_IDLE_INTERVAL).
+STATS_LAG = 11.0
+
+
 def commits(url: str) -> int:
     """Transactions committed in the database so far (an autocommit statement is one)."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -136,6 +141,7 @@ def throughput(url: str, args: argparse.Namespace, base: float | None) -> dict[s
         before = commits(url)
         done, _ = run_workers(worker, n, worker_args, args.seconds)
         rate = done / args.seconds
+        time.sleep(STATS_LAG)
         extra["commits_per_task"] = round((commits(url) - before) / max(done, 1), 2)
         ratios = {}
         if base and probe:
