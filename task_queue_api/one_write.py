@@ -34,12 +34,13 @@ class HeadWithBody(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send `data` (after a held head), or hold it if it is a head with a Content-Length."""
+        data = bytes(data)  # uvicorn writes bytes: no copy
         head = self._head
         if head is not None:
             self._head = None
-            self._transport.write(head + bytes(data))
-        elif bytes(data[:5]) == b"HTTP/" and _CONTENT_LENGTH in data and bytes(data[-4:]) == b"\r\n\r\n":
-            self._head = bytes(data)
+            self._transport.write(head + data)
+        elif data.startswith(b"HTTP/") and data.endswith(b"\r\n\r\n") and _CONTENT_LENGTH in data:
+            self._head = data
             self._loop.call_soon(self.flush)  # no body this turn: the head goes alone
         else:
             self._transport.write(data)
