@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -37,7 +38,7 @@ Clash = Callable[[Sequence[R], R], bool]
 
 @dataclass
 class _Queue(Generic[R, T]):
-    waiting: list[tuple[R, asyncio.Future[T]]] = field(default_factory=list)
+    waiting: deque[tuple[R, asyncio.Future[T]]] = field(default_factory=deque)
     in_flight: int = 0
 
 
@@ -70,7 +71,9 @@ class Combiner(Generic[K, R, T]):
 
     async def __call__(self, key: K, request: R) -> T:
         """The call's own answer, from a statement it may share."""
-        queue = self._queues.setdefault(key, _Queue())
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _Queue()
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         queue.waiting.append((request, answer))
         if queue.in_flight < self._in_flight:
@@ -86,7 +89,7 @@ class Combiner(Generic[K, R, T]):
         while queue.waiting:
             request, answer = queue.waiting[0]
             if answer.done():  # cancelled before its statement: it never happened
-                queue.waiting.pop(0)
+                queue.waiting.popleft()
                 continue
             weight = self._weight(request)
             if batch and (
@@ -94,7 +97,7 @@ class Combiner(Generic[K, R, T]):
                 or (self._clash is not None and self._clash([r for r, _ in batch], request))
             ):
                 break
-            batch.append(queue.waiting.pop(0))
+            batch.append(queue.waiting.popleft())
             taken += weight
         return batch
 
@@ -123,14 +126,18 @@ class Combiner(Generic[K, R, T]):
             for _, answer in batch:
                 answer.cancel()
             raise
+        orphans: list[tuple[R, T]] = []
         for (request, answer), got in zip(batch, answers, strict=True):
-            if answer.done():
-                if self._orphan is not None and not isinstance(got, Exception):
-                    try:
-                        await self._orphan(key, request, got)
-                    except Exception:  # the other calls' answers must not wait on it
-                        log.exception("Could not give back what a cancelled call got")
+            if answer.done():  # its caller was cancelled while the statement ran
+                if not isinstance(got, Exception):
+                    orphans.append((request, got))
             elif isinstance(got, Exception):
                 answer.set_exception(got)
             else:
                 answer.set_result(got)
+        for request, got in orphans:  # after the others have their answers
+            if self._orphan is not None:
+                try:
+                    await self._orphan(key, request, got)
+                except Exception:
+                    log.exception("Could not give back what a cancelled call got")
