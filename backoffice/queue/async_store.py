@@ -153,7 +153,8 @@ class PostgresHotPath:
             name="hot-path",
         )
         self._claims = Combiner(self._claim_combined, MAX_COMBINED, weight=int, orphan=self._give_back)
-        self._completions = Combiner(self._complete_combined, MAX_COMBINED, clash=_same_task)
+        # Never one task twice in a statement: UPDATE … FROM would count both items as done.
+        self._completions = Combiner(self._complete_combined, MAX_COMBINED, distinct=_task_id)
 
     async def open(self) -> None:
         """Open the pool; connections are made in the background (a database that is down now
@@ -361,8 +362,8 @@ class PostgresHotPath:
         return bool(rows)
 
 
-def _same_task(batch: Sequence[_Completion], item: _Completion) -> bool:
-    return any(other[0] == item[0] for other in batch)
+def _task_id(item: _Completion) -> uuid.UUID:
+    return item[0]
 
 
 def _explain(

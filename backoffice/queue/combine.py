@@ -32,8 +32,8 @@ Run = Callable[[K, Sequence[R]], Awaitable[Sequence[T | Exception]]]
 Orphan = Callable[[K, R, T], Awaitable[None]]
 # How much of the statement a call takes (a lock call's limit); a batch stays within `capacity`.
 Weight = Callable[[R], int]
-# True when a call must not share a statement with the ones already taken (the same task twice).
-Clash = Callable[[Sequence[R], R], bool]
+# Calls with the same value here never share a statement (the same task twice).
+Distinct = Callable[[R], Hashable]
 
 
 @dataclass
@@ -54,14 +54,14 @@ class Combiner(Generic[K, R, T]):
         capacity: int,
         *,
         weight: Weight[R] = lambda _: 1,
-        clash: Clash[R] | None = None,
+        distinct: Distinct[R] | None = None,
         orphan: Orphan[K, R, T] | None = None,
         in_flight: int = 2,
     ) -> None:
         self._run = run
         self._capacity = capacity
         self._weight = weight
-        self._clash = clash
+        self._distinct = distinct
         self._orphan = orphan
         self._in_flight = in_flight
         self._queues: dict[K, _Queue[R, T]] = {}
@@ -85,20 +85,19 @@ class Combiner(Generic[K, R, T]):
 
     def _next_batch(self, queue: _Queue[R, T]) -> list[tuple[R, asyncio.Future[T]]]:
         batch: list[tuple[R, asyncio.Future[T]]] = []
-        taken = 0
+        taken, seen = 0, set()
         while queue.waiting:
             request, answer = queue.waiting[0]
             if answer.done():  # cancelled before its statement: it never happened
                 queue.waiting.popleft()
                 continue
             weight = self._weight(request)
-            if batch and (
-                taken + weight > self._capacity
-                or (self._clash is not None and self._clash([r for r, _ in batch], request))
-            ):
+            identity = self._distinct(request) if self._distinct is not None else None
+            if batch and (taken + weight > self._capacity or (identity is not None and identity in seen)):
                 break
             batch.append(queue.waiting.popleft())
             taken += weight
+            seen.add(identity)
         return batch
 
     async def _drain(self, key: K, queue: _Queue[R, T]) -> None:

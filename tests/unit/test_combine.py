@@ -135,12 +135,10 @@ def test_a_batch_stays_within_capacity_by_weight() -> None:
     asyncio.run(scenario())
 
 
-def test_clashing_calls_go_in_separate_statements() -> None:
+def test_calls_for_the_same_thing_go_in_separate_statements() -> None:
     async def scenario() -> None:
         db = Statements()
-        combiner: Combiner[str, int, int] = Combiner(
-            db.run, capacity=10, clash=lambda batch, r: r in batch, in_flight=1
-        )
+        combiner: Combiner[str, int, int] = Combiner(db.run, capacity=10, distinct=lambda r: r, in_flight=1)
         calls = await _calls(combiner, "k", [1, 2, 3, 2, 4])
         for n in range(2):
             await db.started(n + 1)
