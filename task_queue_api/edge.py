@@ -53,8 +53,10 @@ class EdgeGuard:
             await self._too_large(scope, receive, send)
             return
         if scope["path"].startswith(API_PREFIX):
-            outcome = await check_key(scope, headers)
-            scope.setdefault("state", {})[KEY_CHECK] = outcome
+            state = scope.setdefault("state", {})
+            outcome = state.get(KEY_CHECK)  # the hot lane, in front, may have checked it
+            if outcome is None:
+                outcome = state[KEY_CHECK] = await check_key(scope, headers)
             if not isinstance(outcome, Principal):
                 has_body = (declared.isdigit() and int(declared) > 0) or "transfer-encoding" in headers
                 await self.app(scope, _empty_body(), _closing(send) if has_body else send)

@@ -3,20 +3,26 @@
 FastAPI spends about a third of a lock or complete call's CPU (measured with py-spy: routing,
 dependency solving, JSON decoding then validation, its exception and exit-stack layers) on work these five
 routes (`routes/tasks.py`, `hot_router`) do not need once the request is known to be well formed.
-`HotLane`, an ASGI middleware just inside the edge, takes a request to one of them the short way:
-the caller the edge authenticated, the body validated straight from its JSON bytes, the route's
-own endpoint called, its errors answered by the app's own exception handlers.
+`HotLane`, an ASGI middleware in front of the whole stack (`SidecarApp`), takes a request to one
+of them the short way: the edge's checks done here first (the body within the size limit by its
+Content-Length, the function key, edge.py), the body validated straight from its JSON bytes, the
+route's own endpoint called, its errors answered by the app's own exception handlers, the request
+timed as the request timer would (metrics.py). Each middleware layer it skips (Starlette's server
+error and exception layers, FastAPI's telemetry, the timer, the edge) costs a call frame and a
+wrapped `send` per request.
 
-Anything else goes to FastAPI as before, with the body it already read: a refused or missing key,
-a body that is not `application/json` or does not validate, a path parameter that is not a UUID,
-a database not migrated yet. Those answers (401, 422, 503...) are then FastAPI's, exactly as
-without the lane; the lane only ever answers a request FastAPI would have accepted.
+Anything else goes to the stack as before, with the body it already read: a refused or missing
+key (its outcome is kept for the edge, which does not check it again), a chunked or too large
+body, a body that is not `application/json` or does not validate, a path parameter that is not a
+UUID, a database not migrated yet. Those answers (401, 413, 422, 503...) are then FastAPI's,
+exactly as without the lane; the lane only ever answers a request FastAPI would have accepted.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -24,14 +30,16 @@ from typing import Any, get_type_hints
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backoffice.principals import Principal
 from task_queue_api.context import AppContext
 from task_queue_api.deps import Caller
-from task_queue_api.edge import KEY_CHECK
+from task_queue_api.edge import KEY_CHECK, check_key
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
@@ -46,19 +54,29 @@ class _Route:
 class HotLane:
     """ASGI middleware: POSTs to the given routes, when well formed, straight to their endpoints."""
 
-    def __init__(self, app: ASGIApp, fastapi: FastAPI, routes: list[APIRoute]) -> None:
+    def __init__(self, app: ASGIApp, fastapi: FastAPI, routes: list[APIRoute], max_body_bytes: int) -> None:
         self.app = app
         self.fastapi = fastapi
         self.routes = [_describe(route) for route in routes]
+        self.max_body_bytes = max_body_bytes
+        self._timers: dict[tuple[str, int], Any] = {}  # (route, status): its histogram child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         found = self._match(scope["path"])
-        checked = scope.get("state", {}).get(KEY_CHECK)
         ctx: AppContext | None = getattr(self.fastapi.state, "ctx", None)
-        if found is None or not isinstance(checked, Principal) or ctx is None or not ctx.migrated:
+        if found is None or ctx is None or not ctx.migrated:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > self.max_body_bytes or "transfer-encoding" in headers:
+            await self.app(scope, receive, send)  # the edge's size limit judges it
+            return
+        checked = scope.setdefault("state", {})[KEY_CHECK] = await check_key(scope, headers)
+        if not isinstance(checked, Principal):
             await self.app(scope, receive, send)
             return
         hot, path_params = found
@@ -66,22 +84,34 @@ class HotLane:
         try:
             raw = await request.body()
         except ClientDisconnect:
-            return  # gone, or cut off by the edge's size limit (which answered 413)
+            return
         arguments = _arguments(hot, request, raw, path_params)
         if arguments is None:
             await self.app(scope, _replay(raw, receive), send)
             return
-        scope["route"] = hot.route  # the request timer's route template
+        scope["route"] = hot.route
         request.state.principal = checked
+        started, status = time.perf_counter(), 500
         try:
-            response = await hot.route.endpoint(caller=Caller(ctx, checked), **arguments)
-        except Exception as exc:
-            handler = self._handler(exc)
-            if handler is None:
-                raise
-            answer = handler(request, exc)  # the app's handlers are coroutines
-            response = await answer if inspect.isawaitable(answer) else answer
-        await response(scope, receive, send)
+            try:
+                response = await hot.route.endpoint(caller=Caller(ctx, checked), **arguments)
+            except Exception as exc:
+                handler = self._handler(exc)
+                if handler is None:
+                    raise
+                answer = handler(request, exc)  # the app's handlers are coroutines
+                response = await answer if inspect.isawaitable(answer) else answer
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            self._timer(hot.route.path, status).observe(time.perf_counter() - started)
+
+    def _timer(self, route: str, status: int) -> Any:
+        timer = self._timers.get((route, status))
+        if timer is None:
+            histogram = self.fastapi.state.request_histogram
+            timer = self._timers[(route, status)] = histogram.labels("POST", route, str(status))
+        return timer
 
     def _match(self, path: str) -> tuple[_Route, dict[str, str]] | None:
         for hot in self.routes:
@@ -139,7 +169,29 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def install_hot_lane(app: FastAPI, routes: list[APIRoute]) -> None:
-    """Serve `routes` (POST, `body`/`request`/`caller` endpoints) through the lane; install it
-    before the edge, so that the edge's size limit and key check come first."""
-    app.add_middleware(HotLane, fastapi=app, routes=routes)
+def install_hot_lane(app: FastAPI, routes: list[APIRoute], max_body_bytes: int) -> None:
+    """Serve `routes` (POST, `body`/`request`/`caller` endpoints) through the lane, which
+    `SidecarApp` puts in front of the middleware stack."""
+    app.add_middleware(HotLane, fastapi=app, routes=routes, max_body_bytes=max_body_bytes)
+
+
+# Middleware that `SidecarApp` runs in front of Starlette's own layers, in this order.
+OUTERMOST: tuple[object, ...] = (ProxyHeadersMiddleware, HotLane)
+
+
+class SidecarApp(FastAPI):
+    """FastAPI with the hot lane (and the proxy headers, which it needs for the client's address)
+    in front of the whole middleware stack: Starlette puts its server-error layer (and FastAPI its
+    telemetry layer) outside every added middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        everything = self.user_middleware
+        outer = [m for m in everything if m.cls in OUTERMOST]
+        self.user_middleware = [m for m in everything if m.cls not in OUTERMOST]
+        try:
+            app = super().build_middleware_stack()
+        finally:
+            self.user_middleware = everything
+        for cls, args, kwargs in reversed(outer):  # the first listed is the outermost
+            app = cls(app, *args, **kwargs)
+        return app

@@ -16,7 +16,7 @@ from task_queue_api.context import AppContext
 from task_queue_api.dashboard import install_dashboard
 from task_queue_api.edge import install_edge
 from task_queue_api.errors import install_error_handlers
-from task_queue_api.hot_lane import install_hot_lane
+from task_queue_api.hot_lane import SidecarApp, install_hot_lane
 from task_queue_api.metrics import install_metrics
 from task_queue_api.routes import health, jobs, keys, task_types, tasks, transport_boxes
 
@@ -50,20 +50,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ctx.close()
             engine.dispose()
 
-    app = FastAPI(
+    app = SidecarApp(
         title="backoffice-tasks sidecar",
         version="1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,  # short operation ids, e.g. metrics
+        # The sidecar's observability is its Prometheus /metrics and its logs; FastAPI's own
+        # OpenTelemetry layer would ask for its providers on every request (2 % of a hot call).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     # The queue's hot routes (async, without the router's sync dependencies) go first.
     app.include_router(tasks.hot_router)
     for module in (health, keys, tasks, task_types, jobs, transport_boxes):
         app.include_router(module.router)
-    # Innermost: the edge checks size and key first.
-    install_hot_lane(app, [r for r in tasks.hot_router.routes if isinstance(r, APIRoute)])
+    # In front of everything (SidecarApp): it does the edge's and the timer's part itself.
+    hot_routes = [r for r in tasks.hot_router.routes if isinstance(r, APIRoute)]
+    install_hot_lane(app, hot_routes, settings.max_request_bytes)
     # Before the metrics: the request timer wraps the edge, so its refusals are timed too.
     install_edge(app, settings.max_request_bytes)
     install_metrics(app)

@@ -29,6 +29,8 @@ def api(
     ] = None,
 ) -> None:
     """Serve the task-queue sidecar. An embedded SQLite database is migrated first."""
+    from task_queue_api.one_write import UVICORN_HTTP  # the sidecar's package, when serving it
+
     settings = get_settings()
     if workers is None:
         # Each worker is its own event loop and pool; SQLite has one writer, so more buy nothing.
@@ -50,7 +52,7 @@ def api(
         workers=workers,
         log_level="info",
         # A response's head and body in one write (one packet, one wake-up for the client).
-        http="task_queue_api.one_write:OneWriteHttpProtocol",
+        http=UVICORN_HTTP,
         # X-Forwarded-* is trusted only from BACKOFFICE_TRUSTED_PROXIES (the app's own middleware),
         # not from uvicorn's default of 127.0.0.1.
         proxy_headers=False,

@@ -44,10 +44,13 @@ class TaskRecord:
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], now: datetime) -> TaskRecord:
         """Build from a result row; a `locked` row whose lock ran out reads as `expired`."""
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        values = {name: row[name] for name in _TASK_FIELDS if name in row}
         if values["status"] == "locked" and values["locked_until"] <= now:
             values["status"] = "expired"
         return cls(**values)
+
+
+_TASK_FIELDS = tuple(f.name for f in fields(TaskRecord))
 
 
 @dataclass(frozen=True)

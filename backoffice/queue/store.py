@@ -69,9 +69,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def compact_json(value: Any) -> str:
+    """`value` as compact JSON text: what its size limit measures."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def json_size(value: Any) -> int:
     """Bytes of `value` as compact JSON."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(compact_json(value).encode())
 
 
 def json_equal(a: Any, b: Any) -> bool:
@@ -591,7 +596,10 @@ class TaskStore(TaskQueryStore):
 
     @staticmethod
     def _check_size(what: str, value: Any, limit: int) -> None:
-        size = json_size(value)
+        TaskStore._check_bytes(what, json_size(value), limit)
+
+    @staticmethod
+    def _check_bytes(what: str, size: int, limit: int) -> None:
         if size > limit:
             raise PayloadTooLarge(f"The {what} is {size} bytes; the limit is {limit} bytes.")
 

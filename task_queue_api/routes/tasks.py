@@ -16,6 +16,7 @@ from backoffice.queue.queries import TaskFilter
 from backoffice.queue.records import TaskRecord, TypeStats
 from task_queue_api.context import AppContext
 from task_queue_api.deps import KEY_SECURITY, CallerDep, ContextDep, OperatorDep, PrincipalDep
+from task_queue_api.one_write import client_gone
 from task_queue_api.schemas.base import UTCInstant, no_nul_in_url
 from task_queue_api.schemas.errors import error_responses
 from task_queue_api.schemas.tasks import (
@@ -108,7 +109,7 @@ async def lock_tasks(body: LockRequest, request: Request, caller: CallerDep) -> 
     tasks = await lock_or_wait(
         _hot(ctx),
         ctx.listener,
-        request.is_disconnected,
+        client_gone(request),
         body.task_type,
         principal.name,
         body.limit,

@@ -30,6 +30,7 @@ from backoffice.queue.store import TaskStore
 from backoffice.settings import Settings
 from task_queue_api.context import AppContext
 from task_queue_api.main import create_app
+from task_queue_api.one_write import UVICORN_HTTP as SIDECAR_PROTOCOL
 from tests.helpers import ADMIN, auth
 from tests.servers import free_port
 
@@ -48,14 +49,16 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = GENERO
 
 
 @contextmanager
-def live_sidecar(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
-    """The sidecar app under uvicorn in a thread, lifespan on; yields (base URL, app)."""
+def live_sidecar(settings: Settings, http: str = SIDECAR_PROTOCOL) -> Iterator[tuple[str, FastAPI]]:
+    """The sidecar app under uvicorn in a thread, lifespan on, served by the `http` protocol
+    (default: `backoffice api`'s); yields (base URL, app)."""
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
+        http=http,
         log_level="warning",
         lifespan="on",
         backlog=2048,
@@ -166,10 +169,13 @@ def test_hundreds_of_waiting_polls_leave_the_server_answering(settings: Settings
         assert sorted(got) == sorted(created), "every poll gets one task, no task twice"
 
 
-def test_a_poller_whose_client_went_away_claims_nothing(settings: Settings) -> None:
+@pytest.mark.parametrize("http", [SIDECAR_PROTOCOL, "httptools"])
+def test_a_poller_whose_client_went_away_claims_nothing(settings: Settings, http: str) -> None:
     """A long-poll's client hangs up; a task then arrives: the poll ends without claiming it, the
-    task stays pending with no attempt counted, and the next lock call gets it."""
-    with live_sidecar(settings) as (base_url, app):
+    task stays pending with no attempt counted, and the next lock call gets it. Under the
+    sidecar's protocol the connection says so (one_write.client_gone); under uvicorn's own, the
+    ASGI receive does."""
+    with live_sidecar(settings, http) as (base_url, app):
         worker = consumer(base_url, "poller")
         body = f'{{"task_type": "{TYPE}", "wait_seconds": {MAX_WAIT}}}'.encode()
         request = (
