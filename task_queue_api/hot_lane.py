@@ -84,7 +84,7 @@ class HotLane:
         try:
             raw = await request.body()
         except ClientDisconnect:
-            return
+            return  # the client went away: nobody to answer
         arguments = _arguments(hot, request, raw, path_params)
         if arguments is None:
             await self.app(scope, _replay(raw, receive), send)
