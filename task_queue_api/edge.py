@@ -1,7 +1,8 @@
 """The sidecar's edge: what every request passes before any route reads its body.
 
 FastAPI reads a body before the route's dependencies run, so a keyless caller could make the
-sidecar read (and hold) any body it liked. `EdgeGuard`, a pure ASGI middleware, runs first:
+sidecar read (and hold) any body it liked. `EdgeGuard`, a pure ASGI middleware, runs before any
+route (the hot lane, in front of it, makes the same two checks for its routes; hot_lane.py):
 
 1. A body larger than `BACKOFFICE_MAX_REQUEST_BYTES` gets 413 `payload_too_large`: at once when
    its Content-Length says so, else (chunked) as soon as the bytes streamed in pass the limit;
