@@ -49,9 +49,9 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = GENERO
 
 
 @contextmanager
-def live_sidecar(settings: Settings, http: str = SIDECAR_PROTOCOL) -> Iterator[tuple[str, FastAPI]]:
+def live_sidecar(settings: Settings, http: str = "auto") -> Iterator[tuple[str, FastAPI]]:
     """The sidecar app under uvicorn in a thread, lifespan on, served by the `http` protocol
-    (default: `backoffice api`'s); yields (base URL, app)."""
+    (default: uvicorn's own); yields (base URL, app)."""
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
