@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # uvicorn's line per request (keys masked). Off saves the sidecar about 7 % of its CPU under a
     # drain of one task per call (measured); /metrics counts and times every route either way.
     access_log: bool = True
+    # How long the sidecar keeps an idle keep-alive connection open. A client's pool must drop an
+    # idle connection before the server does, or it sends a request on a socket the server is
+    # closing that instant (seen: httpx.ReadError / RemoteProtocolError, uvicorn's 5 s against
+    # httpx's 5 s pool expiry). 130 s is Kestrel's default, the host of the Azure Functions we
+    # replace, and above the usual client expiries (httpx 5 s, .NET 60 s, Go 90 s, nginx 60 s).
+    keep_alive_seconds: int = Field(130, ge=1)
 
     # --- task types, retention, result callbacks (backoffice/queue/task_types.py, retention.py,
     # callbacks.py) ---------------------------------------------------------------------------

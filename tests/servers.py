@@ -15,6 +15,11 @@ from typing import Any
 
 import uvicorn
 
+# Idle keep-alive connections live this long on a test server: longer than the clients' pool
+# expiry (httpx: 5 s), as on real servers, so a client never reuses a connection the server is
+# closing that instant (uvicorn's own default is 5 s too: a race, seen as httpx.ReadError).
+KEEP_ALIVE_SECONDS = 130
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
@@ -29,7 +34,14 @@ class ThreadedServer:
 
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
         self.server = uvicorn.Server(config)
         # uvicorn captures signals only in the main thread, so a server in a thread leaves them alone.
         self.thread = threading.Thread(target=self.server.run, name=f"asgi-{self.port}", daemon=True)

@@ -59,6 +59,7 @@ def api(
         # Every handler masks keys (`?code=` in the access log, the bootstrap admin key anywhere).
         log_config=log_config([admin_key] if admin_key else []),
         access_log=settings.access_log,
+        timeout_keep_alive=settings.keep_alive_seconds,
         # uvicorn kills a worker that does not answer its health ping within this time; on a
         # busy machine a worker's start-up imports alone can take longer than the default 5 s.
         timeout_worker_healthcheck=60,

@@ -62,6 +62,7 @@ def live_sidecar(settings: Settings, http: str = "auto") -> Iterator[tuple[str, 
         log_level="warning",
         lifespan="on",
         backlog=2048,
+        timeout_keep_alive=settings.keep_alive_seconds,  # as `backoffice api` serves it
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
