@@ -27,26 +27,41 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def seed(url: str, pending: int, finished: int) -> None:
-    """Empty the queue, then `finished` completed and `pending` pending tasks; VACUUM ANALYZE."""
+    """Empty the queue, then `finished` completed and `pending` pending tasks, created in that
+    order a millisecond apart with the product's UUIDv7 ids (`store.new_task_id`); VACUUM
+    ANALYZE, CHECKPOINT."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE tasks, task_events")
-        for status, count in (("completed", finished), ("pending", pending)):
+        for status, count, first in (("completed", finished, 0), ("pending", pending, finished)):
             if count:
                 conn.execute(
                     """
                     INSERT INTO tasks (id, task_type, data, status, priority, available_at, attempts,
                                        max_attempts, version, created_at, created_by, updated_at, updated_by,
                                        completed_date, completed_by, result)
-                    SELECT gen_random_uuid(), %(type)s, jsonb_build_object('n', g), %(status)s, 0,
-                           now() - interval '1 day' + g * interval '1 ms', 0, 5, 1, now(), 'bench', now(),
+                    SELECT CAST(lpad(to_hex(CAST(extract(epoch FROM at) * 1000 AS bigint)), 12, '0')
+                                || '7' || substr(md5(random()::text), 1, 3)
+                                || '8' || substr(md5(random()::text), 1, 15) AS uuid),
+                           %(type)s, jsonb_build_object('n', g), %(status)s, 0,
+                           at, 0, 5, 1, at, 'bench', now(),
                            'bench', CASE WHEN %(done)s THEN now() END,
                            CASE WHEN %(done)s THEN 'bench' END,
                            CASE WHEN %(done)s THEN '{"ok": true}'::jsonb END
-                    FROM generate_series(1, %(count)s) AS g
+                    FROM generate_series(1, %(count)s) AS g,
+                         LATERAL (SELECT now() - interval '1 day' + (%(first)s + g) * interval '1 ms')
+                             AS t (at)
                     """,
-                    {"type": TASK_TYPE, "status": status, "done": status == "completed", "count": count},
+                    {
+                        "type": TASK_TYPE,
+                        "status": status,
+                        "done": status == "completed",
+                        "count": count,
+                        "first": first,
+                    },
                 )
         conn.execute("VACUUM ANALYZE tasks")
+        # The seed's writes flushed now, not by a checkpoint in the middle of a measurement.
+        conn.execute("CHECKPOINT")
 
 
 def _store(url: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ from backoffice.errors import Forbidden, ValidationFailed
 from backoffice.principals import Principal
 from backoffice.queue.keys import KeyStore, generate_key, hash_key
 from backoffice.queue.queries import decode_cursor, encode_cursor
-from backoffice.queue.store import json_size
+from backoffice.queue.store import json_size, new_task_id
 
 
 def test_roles_rank_consumer_operator_admin() -> None:
@@ -55,3 +56,19 @@ def test_bootstrap_admin_key_needs_no_database() -> None:
 
 def test_json_size_counts_utf8_bytes() -> None:
     assert json_size({"a": "č"}) == len('{"a":"č"}'.encode())
+
+
+def test_task_ids_are_uuid7_in_creation_order() -> None:
+    """RFC 9562 UUIDv7: version 7, the RFC's variant, the creation time in ms up front, so ids
+    made in later milliseconds sort after earlier ones (and the random part differs)."""
+    before = time.time_ns() // 1_000_000
+    first = new_task_id()
+    while time.time_ns() // 1_000_000 == before:  # the next millisecond: a gate, not a sleep
+        pass
+    second = new_task_id()
+    after = time.time_ns() // 1_000_000
+    for task_id in (first, second):
+        assert task_id.version == 7 and task_id.variant == uuid.RFC_4122
+        assert before <= int(task_id.hex[:12], 16) <= after
+    assert first < second and str(first) < str(second)
+    assert len({new_task_id() for _ in range(1000)}) == 1000
