@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +27,40 @@ TASK_TYPE = "EshopExport"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# `count` tasks of one status, created a millisecond apart from `start` on, with UUIDv7 ids as
+# the product makes them (`store.new_task_id`: the creation time in ms first, then random bits).
+INSERT_TASKS = """
+INSERT INTO tasks (id, task_type, data, status, priority, available_at, attempts, max_attempts, version,
+                   created_at, created_by, updated_at, updated_by, completed_date, completed_by, result)
+SELECT CAST(lpad(to_hex(CAST(extract(epoch FROM at) * 1000 AS bigint)), 12, '0')
+            || '7' || substr(md5(random()::text), 1, 3)
+            || '8' || substr(md5(random()::text), 1, 15) AS uuid),
+       %(type)s, jsonb_build_object('n', g), %(status)s, 0, at, 0, 5, 1, at, 'bench', now(), 'bench',
+       CASE WHEN %(done)s THEN now() END,
+       CASE WHEN %(done)s THEN 'bench' END,
+       CASE WHEN %(done)s THEN '{"ok": true}'::jsonb END
+FROM generate_series(1, %(count)s) AS g,
+     LATERAL (SELECT CAST(%(start)s AS timestamptz) + g * interval '1 ms') AS t (at)
+"""
+
+
+def insert_tasks(conn: psycopg.Connection[Any], status: str, count: int, start: datetime) -> None:
+    """INSERT_TASKS on `conn`."""
+    done = status == "completed"
+    conn.execute(
+        INSERT_TASKS, {"type": TASK_TYPE, "status": status, "done": done, "count": count, "start": start}
+    )
+
+
 def seed(url: str, pending: int, finished: int) -> None:
     """Empty the queue, then `finished` completed and `pending` pending tasks, created in that
-    order a millisecond apart with the product's UUIDv7 ids (`store.new_task_id`); VACUUM
-    ANALYZE, CHECKPOINT."""
+    order a millisecond apart (INSERT_TASKS); VACUUM ANALYZE, CHECKPOINT."""
+    start = datetime.now(UTC) - timedelta(days=1)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE tasks, task_events")
         for status, count, first in (("completed", finished, 0), ("pending", pending, finished)):
             if count:
-                conn.execute(
-                    """
-                    INSERT INTO tasks (id, task_type, data, status, priority, available_at, attempts,
-                                       max_attempts, version, created_at, created_by, updated_at, updated_by,
-                                       completed_date, completed_by, result)
-                    SELECT CAST(lpad(to_hex(CAST(extract(epoch FROM at) * 1000 AS bigint)), 12, '0')
-                                || '7' || substr(md5(random()::text), 1, 3)
-                                || '8' || substr(md5(random()::text), 1, 15) AS uuid),
-                           %(type)s, jsonb_build_object('n', g), %(status)s, 0,
-                           at, 0, 5, 1, at, 'bench', now(),
-                           'bench', CASE WHEN %(done)s THEN now() END,
-                           CASE WHEN %(done)s THEN 'bench' END,
-                           CASE WHEN %(done)s THEN '{"ok": true}'::jsonb END
-                    FROM generate_series(1, %(count)s) AS g,
-                         LATERAL (SELECT now() - interval '1 day' + (%(first)s + g) * interval '1 ms')
-                             AS t (at)
-                    """,
-                    {
-                        "type": TASK_TYPE,
-                        "status": status,
-                        "done": status == "completed",
-                        "count": count,
-                        "first": first,
-                    },
-                )
+                insert_tasks(conn, status, count, start + timedelta(milliseconds=first))
         conn.execute("VACUUM ANALYZE tasks")
         # The seed's writes flushed now, not by a checkpoint in the middle of a measurement.
         conn.execute("CHECKPOINT")
@@ -95,22 +97,28 @@ def latency_worker(
     url_a: str, url_b: str, samples: int, seconds: float, ready: Any, go: Any, results: Any
 ) -> None:
     """Time `samples` single-task lock calls on each of two databases, alternating, so both
-    see the same machine load (each task then completed, untimed)."""
+    see the same machine load. Each task is then completed and a new one inserted, untimed: a
+    queue keeps its size however many calls are timed (the insert is plain SQL, so no NOTIFY
+    wakes this process's own listener in the middle of the next call)."""
     stores = [_store(url_a), _store(url_b)]
     for store in stores:
         for _ in range(20):  # warm the pool and the prepared statements
             for t in store.lock(TASK_TYPE, "bench", 1):
                 store.complete(t.id, t.lock_token, {"ok": True}, "bench")
+    refills = [psycopg.connect(url, autocommit=True) for url in (url_a, url_b)]
     ready.put(True)
     go.wait()
     latencies: list[list[float]] = [[], []]
     for _ in range(samples):
-        for store, timings in zip(stores, latencies, strict=True):
+        for store, refill, timings in zip(stores, refills, latencies, strict=True):
             start = time.perf_counter()
             tasks = store.lock(TASK_TYPE, "bench", 1)
             timings.append(time.perf_counter() - start)
             for t in tasks:
                 store.complete(t.id, t.lock_token, {"ok": True}, "bench")
+            insert_tasks(refill, "pending", 1, datetime.now(UTC))
+    for refill in refills:
+        refill.close()
     results.put((samples, latencies))
 
 

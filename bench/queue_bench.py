@@ -280,7 +280,7 @@ def main() -> None:
     parser.add_argument("--pgbench-dir", type=Path, default=ROOT.parent / "shared" / "bench")
     parser.add_argument("--big-finished", type=int, default=1_000_000)
     parser.add_argument("--big-pending", type=int, default=100_000)
-    parser.add_argument("--samples", type=int, default=800, help="lock calls per latency figure")
+    parser.add_argument("--samples", type=int, default=3000, help="lock calls per latency figure")
     parser.add_argument(
         "--skip",
         nargs="*",
