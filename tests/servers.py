@@ -15,10 +15,12 @@ from typing import Any
 
 import uvicorn
 
-# Idle keep-alive connections live this long on a test server: longer than the clients' pool
-# expiry (httpx: 5 s), as on real servers, so a client never reuses a connection the server is
-# closing that instant (uvicorn's own default is 5 s too: a race, seen as httpx.ReadError).
-KEEP_ALIVE_SECONDS = 130
+from backoffice.settings import Settings
+
+# Idle keep-alive connections live as long on a test server as on the sidecar: longer than the
+# clients' pool expiry (httpx: 5 s), as on real servers, so a client never reuses a connection
+# the server is closing that instant (uvicorn's own default is 5 s too: seen as httpx.ReadError).
+KEEP_ALIVE_SECONDS: int = Settings.model_fields["keep_alive_seconds"].default
 
 
 def free_port() -> int:

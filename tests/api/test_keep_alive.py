@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from backoffice.settings import Settings
 from tests.sidecar import Sidecar
@@ -41,3 +42,10 @@ def test_an_idle_connection_outlives_the_clients_pool_expiry(settings: Settings,
         # Not a race against work: the property under test is that nothing happens for a while.
         time.sleep(IDLE)
         assert answer(sock).startswith(b"HTTP/1.1 200"), "the sidecar closed an idle connection early"
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_a_bad_keep_alive_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("BACKOFFICE_KEEP_ALIVE_SECONDS", value)
+    with pytest.raises(ValidationError, match="keep_alive_seconds"):
+        Settings()

@@ -61,14 +61,18 @@ def test_json_size_counts_utf8_bytes() -> None:
 def test_task_ids_are_uuid7_in_creation_order() -> None:
     """RFC 9562 UUIDv7: version 7, the RFC's variant, the creation time in ms up front, so ids
     made in later milliseconds sort after earlier ones (and the random part differs)."""
+
+    def millis(task_id: uuid.UUID) -> int:
+        return int(task_id.hex[:12], 16)
+
     before = time.time_ns() // 1_000_000
     first = new_task_id()
-    while time.time_ns() // 1_000_000 == before:  # the next millisecond: a gate, not a sleep
+    while time.time_ns() // 1_000_000 <= millis(first):  # the next millisecond: a gate, not a sleep
         pass
     second = new_task_id()
     after = time.time_ns() // 1_000_000
     for task_id in (first, second):
         assert task_id.version == 7 and task_id.variant == uuid.RFC_4122
-        assert before <= int(task_id.hex[:12], 16) <= after
+        assert before <= millis(task_id) <= after
     assert first < second and str(first) < str(second)
     assert len({new_task_id() for _ in range(1000)}) == 1000
